@@ -1,0 +1,1 @@
+"""Faust agents (discovered by the app): decode -> call atlas_stream -> send."""

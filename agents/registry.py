@@ -1,0 +1,65 @@
+"""Register every dataset's schema at startup and keep the schema-registry table."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from atlas_stream.app import app, catalog
+from atlas_stream.channels import events, output_topics, schema_requests
+from atlas_stream.messages import encode, event_message
+from atlas_stream.registry import register
+from tables.registry import schema_registry
+
+log = logging.getLogger(__name__)
+
+
+@app.task
+async def request_schema_registrations() -> None:
+    """Declare output topics, then ask the registry agent to register each contract's schema."""
+    for topic in [*output_topics.values(), events]:
+        await topic.maybe_declare()
+    for rt in catalog.datasets:
+        await schema_requests.send(key=rt.subject.encode(), value=encode({
+            "subject": rt.subject,
+            "schema": rt.contract_schema,
+            "compatibility": rt.dataset.compatibility,
+            "file": rt.contract.file,
+        }))
+
+
+@app.agent(schema_requests)
+async def register_schemas(stream: Any) -> None:
+    async for value in stream:
+        try:
+            request = orjson.loads(value)
+            subject, schema = request["subject"], request["schema"]
+            mode = request.get("compatibility")
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            log.error("ignored malformed schema request %r: %s", value[:200], exc)
+            continue
+        try:
+            result = register(schema_registry.get(subject), subject, schema, mode, datetime.now(timezone.utc))
+        except ValueError as exc:  # e.g. an unknown compatibility mode sent by hand
+            result = None
+            problems = [str(exc)]
+        if result is not None and result.outcome == "registered":
+            schema_registry[subject] = result.state
+            log.info("schema %s registered as version %d", subject, result.version)
+            await events.send(key=subject.encode(), value=event_message(
+                "schema.registered", subject, version=result.version, file=request.get("file")))
+        elif result is None or result.outcome == "refused":
+            problems = result.problems if result is not None else problems
+            version = result.version if result is not None else None
+            log.error(
+                "schema %s REFUSED (%s); version %s stays in force: %s",
+                subject, mode, version, "; ".join(problems),
+            )
+            await events.send(key=subject.encode(), value=event_message(
+                "schema.refused", subject, version_in_force=version, problems=problems,
+                file=request.get("file")))
+        elif result.state != schema_registry.get(subject):
+            schema_registry[subject] = result.state  # compatibility mode changed

@@ -1,0 +1,163 @@
+"""Score every raw record and route it to exactly one tier topic or the DLQ."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import faust
+from faust.exceptions import PartitionsMismatch
+
+from atlas_stream.app import app, catalog, settings
+from atlas_stream.channels import events, output_topics, raw_records
+from atlas_stream.messages import event_message
+from atlas_stream.registry import latest
+from atlas_stream.stats import MINUTE, StatsBatch, split_key, stat_key
+from tables.registry import schema_registry
+from tables.stats import failure_counts, last_seen, schema_drift, tier_counts, tier_counts_per_minute
+
+log = logging.getLogger(__name__)
+
+#: How often pending statistics are written even when no commit asks for them (seconds).
+STATS_EVERY = 1.0
+#: How long per-minute counts are kept.
+MINUTES_KEPT = 120
+
+
+@app.task
+async def check_raw_topic_partitions() -> None:
+    """Stop the worker with a clear message when a raw topic that existed before has another
+    partition count than ATLAS_TOPIC_PARTITIONS (the stats tables are co-partitioned with it)."""
+    want = settings.topic_partitions
+    for _ in range(120):
+        counts = {t: app.consumer.topic_partitions(t) for t in raw_records.topics}
+        if all(n is not None for n in counts.values()):
+            break
+        await asyncio.sleep(0.5)
+    wrong = {t: n for t, n in counts.items() if n is not None and n != want}
+    if wrong:
+        detail = ", ".join(f"{t} has {n}" for t, n in sorted(wrong.items()))
+        await app.crash(PartitionsMismatch(
+            f"raw topics must have ATLAS_TOPIC_PARTITIONS={want} partitions but {detail}: "
+            "recreate or repartition them, or set ATLAS_TOPIC_PARTITIONS to match"))
+
+
+_unregistered: set[str] = set()
+
+
+async def _registered(subject: str, wait: float = 30.0) -> dict[str, Any] | None:
+    """On a first start the registry agent registers the contracts within a second or two;
+    wait for it once per subject so that every record names its schema version. After that,
+    score against the contract's schema (version null) rather than stall the stream."""
+    if subject in _unregistered:
+        return None
+    for _ in range(int(wait / 0.25)):
+        await asyncio.sleep(0.25)
+        entry = schema_registry.get(subject)
+        if entry:
+            return entry  # type: ignore[no-any-return]
+    log.warning("schema %s not registered after %.0fs: scoring against the contract's schema", subject, wait)
+    _unregistered.add(subject)
+    return None
+
+
+class StatsFlush(faust.Sensor):  # type: ignore[misc]
+    """Writes the pending statistics when Faust starts a commit.
+
+    Faust calls on_commit_initiated synchronously right before it picks the offsets to commit
+    and flushes the producer, so every acknowledged record's counts reach the changelog before
+    its raw offset is committed: statistics never fall behind the committed position, and
+    changelog traffic is one message per key per commit instead of several per record.
+    """
+
+    def on_commit_initiated(self, consumer: Any) -> Any:
+        _flush()
+        return super().on_commit_initiated(consumer)
+
+
+_pending = StatsBatch()
+
+
+def _flush() -> None:
+    global _pending
+    batch, _pending = _pending, StatsBatch()
+    for key, n in batch.tiers.items():
+        tier_counts[key] += n
+    for key, n in batch.minutes.items():
+        tier_counts_per_minute[key] += n
+    for key, n in batch.failures.items():
+        failure_counts[key] += n
+    for key, ts in batch.last_seen.items():
+        if ts > last_seen[key]:
+            last_seen[key] = ts
+    for key, n in batch.drift.items():
+        schema_drift[key] += n
+
+
+def _expire_minutes(now: float) -> None:
+    oldest = now - MINUTES_KEPT * MINUTE
+    stale = [k for k in list(tier_counts_per_minute.keys()) if int(split_key(k, 4)[3]) < oldest]
+    for key in stale:
+        del tier_counts_per_minute[key]
+
+
+app.sensors.add(StatsFlush())
+
+#: (topic, partition) -> (offset, timestamp) of the newest raw record this process has scored.
+_scored: dict[tuple[str, int], tuple[int, float]] = {}
+
+
+def _already_scored(topic: str, partition: int, offset: int, timestamp: float) -> bool:
+    """True for a raw record this process has scored already.
+
+    faust-streaming 0.15.3 can hand a partition's records to the agent twice right after start-up
+    or a rebalance (its fetcher runs while recovery seeks the partition back to the committed
+    offset); the second copy is dropped here so that it does not yield a duplicate tier message.
+    Only an older offset with an older-or-equal broker timestamp counts as seen: a recreated
+    topic whose offsets start again carries newer timestamps and is processed normally.
+    """
+    last = _scored.get((topic, partition))
+    if last is not None and offset <= last[0] and timestamp <= last[1]:
+        return True
+    _scored[(topic, partition)] = (offset, max(timestamp, last[1]) if last else timestamp)
+    return False
+
+
+@app.on_partitions_revoked.connect
+async def _forget_revoked(app: Any, revoked: set[Any], **kwargs: Any) -> None:
+    for tp in revoked:
+        _scored.pop((tp.topic, tp.partition), None)
+
+
+@app.agent(raw_records)
+async def score_raw_records(stream: Any) -> None:
+    max_bytes = settings.max_message_bytes
+    next_flush = next_expiry = 0.0
+    async for event in stream.events():
+        msg = event.message
+        rt = catalog.by_raw_topic[msg.topic]
+        timestamp = msg.timestamp if msg.timestamp and msg.timestamp > 0 else time.time()
+        if _already_scored(msg.topic, msg.partition, msg.offset, timestamp):
+            log.info("skipped a second delivery of %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+            continue
+        source = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset, "timestamp": timestamp}
+        entry = schema_registry.get(rt.subject) or await _registered(rt.subject)
+        outcome = rt.process(event.value, event.key, source, latest(entry) if entry else None, max_bytes)
+        await output_topics[outcome.topic].send(key=outcome.key, value=outcome.value)
+        for name in outcome.drift:
+            key = stat_key(msg.partition, rt.subject, name)
+            if schema_drift[key] + _pending.drift[key] == 0:  # first sighting on this partition
+                await events.send(key=rt.subject.encode(), value=event_message(
+                    "schema.drift", rt.subject, field=name, partition=msg.partition, offset=msg.offset))
+        _pending.add(msg.partition, rt.subject, outcome.tier or "dlq", outcome.failures, outcome.drift, timestamp)
+        if outcome.error:
+            log.warning("dead letter %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, outcome.error)
+        now = time.monotonic()
+        if now >= next_flush:
+            _flush()
+            next_flush = now + STATS_EVERY
+        if now >= next_expiry:
+            _expire_minutes(time.time())
+            next_expiry = now + MINUTE

@@ -1,0 +1,70 @@
+"""The Faust application, its settings, and the contract catalog it serves."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from .pipeline import Catalog, load_catalog
+from .settings import Settings, get_settings
+
+__all__ = ["app", "catalog", "dev_profile", "faust_settings", "settings"]
+
+log = logging.getLogger(__name__)
+
+
+def dev_profile(s: Settings) -> dict[str, Any]:
+    """Workarounds for the development brokers (docs/brokers.md). Empty for a real cluster.
+
+    Applied only with ATLAS_EMBEDDED_BROKER=1, so production settings stay right for Kafka.
+    """
+    if not s.embedded_broker:
+        return {}
+    if s.dev_broker == "tansu":
+        return {
+            # Tansu's ListOffsets(latest) is wrong for multi-record batches, and Faust uses it as
+            # the changelog high-water mark: one record per batch keeps table recovery exact.
+            "producer_max_batch_size": 1,
+            # Group joins wait about half the session timeout; failover in ~9 s.
+            "broker_session_timeout": 6.0,
+            "broker_heartbeat_interval": 1.0,
+            "broker_rebalance_timeout": 6.0,
+            # No idempotent/transactional producer (InitProducerId v0 only).
+            "processing_guarantee": "at_least_once",
+            # Tansu keeps everything in memory: local table state would outlive the broker's and
+            # crash recovery with ConsistencyError, so tables live in memory too.
+            "store": "memory://",
+        }
+    return {}  # noida-db works with Faust's defaults
+
+
+def faust_settings(s: Settings) -> dict[str, Any]:
+    """Faust configuration derived from Atlas Stream settings."""
+    conf: dict[str, Any] = {
+        "broker": s.broker,
+        "autodiscover": ["agents", "tables"],
+        "origin": "atlas_stream",
+        "store": s.store,
+        "datadir": str(s.data_dir / "faust"),
+        "web_enabled": True,
+        "web_port": s.web_port,
+        "web_host": s.web_host,
+        "web_bind": s.web_host,
+        "topic_partitions": s.topic_partitions,
+        "topic_replication_factor": s.topic_replication,
+        "processing_guarantee": s.processing_guarantee,
+        "producer_acks": -1,  # acks=all: a tier message is durable before its raw offset commits
+        # Room for the largest message we produce plus protocol overhead.
+        "producer_max_request_size": s.max_message_bytes + 64 * 1024,
+        "consumer_auto_offset_reset": "earliest",
+        "table_cleanup_interval": 30.0,
+    }
+    conf.update(dev_profile(s))
+    return conf
+
+
+settings = get_settings()
+catalog: Catalog = load_catalog(settings.metadata_dir)
+app = faust.App(settings.app_id, **faust_settings(settings))

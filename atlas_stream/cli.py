@@ -1,0 +1,225 @@
+"""Commands that run without the Faust app: broker, contracts, sample and up."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .contracts import check_contracts, load_contracts
+from .devbroker import DevBroker, wait_for_kafka
+from .errors import AtlasError, BrokerUnavailable
+from .settings import DEV_BROKERS, Settings
+
+__all__ = ["COMMANDS", "main"]
+
+COMMANDS = ("broker", "contracts", "gateway", "poll", "sample", "up")
+
+
+def _broker(args: argparse.Namespace, settings: Settings) -> int:
+    data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir / f"broker-{args.kind}"
+    broker = DevBroker(args.kind, args.port, args.host, data_dir, log=sys.stderr)
+    stop = _stop_flag()
+    broker.start()
+    where = f"data in {data_dir}" if args.kind == "noida" else "in memory: a restart starts empty"
+    print(f"atlas broker ready: {args.kind} on {broker.url} ({where}); Ctrl-C stops it", flush=True)
+    try:
+        while not stop() and broker.process is not None and broker.process.poll() is None:
+            time.sleep(0.2)
+    finally:
+        broker.stop()
+    return 0
+
+
+def _contracts(args: argparse.Namespace, settings: Settings) -> int:
+    directory = Path(args.dir) if args.dir else settings.metadata_dir
+    errors = check_contracts(directory)
+    if errors:
+        for err in errors:
+            print(f"error: {err}", file=sys.stderr)
+        print(f"{len(errors)} problem(s) in {directory}: fix them, then run this again", file=sys.stderr)
+        return 1
+    for contract in load_contracts(directory):
+        names = ", ".join(ds.name for ds in contract.datasets)
+        print(f"ok  {contract.file}: {contract.group} ({contract.source_type}) datasets: {names}")
+    return 0
+
+
+async def _publish_samples(settings: Settings, rate: float, count: int | None, groups: Sequence[str]) -> int:
+    from aiokafka import AIOKafkaProducer
+
+    from .kafka_admin import ensure_topics
+    from .samples import SampleGenerator
+    from .topics import raw_topic
+
+    contracts = [c for c in load_contracts(settings.metadata_dir) if not groups or c.group in groups]
+    gens = [(raw_topic(c.group, ds.name), SampleGenerator(ds)) for c in contracts for ds in c.datasets]
+    if not gens:
+        print("no dataset to publish to", file=sys.stderr)
+        return 1
+    await ensure_topics(settings.bootstrap_servers, [t for t, _ in gens], settings.topic_partitions,
+                        settings.topic_replication)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    await producer.start()
+    sent = 0
+    try:
+        while count is None or sent < count:
+            topic, gen = gens[sent % len(gens)]
+            value, _ = gen.raw()
+            await producer.send_and_wait(topic, value)
+            sent += 1
+            if sent % 100 == 0:
+                print(f"sample: {sent} records published", flush=True)
+            if rate > 0:
+                await asyncio.sleep(1.0 / rate)
+    finally:
+        await producer.stop()
+    print(f"sample: {sent} records published", flush=True)
+    return 0
+
+
+def _sample(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        return asyncio.run(_publish_samples(settings, args.rate, args.count, args.ocs or []))
+    except KeyboardInterrupt:
+        return 0
+
+
+def _stop_flag():  # type: ignore[no-untyped-def]
+    stopped = False
+
+    def handler(signum: int, frame: object) -> None:
+        nonlocal stopped
+        stopped = True
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return lambda: stopped
+
+
+def _local_port(settings: Settings) -> tuple[str, int] | None:
+    first = settings.bootstrap_servers[0]
+    host, _, port = first.rpartition(":")
+    if host in ("127.0.0.1", "localhost") and port.isdigit():
+        return host, int(port)
+    return None
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    """Broker + worker + WebSocket gateway + sample producer, until Ctrl-C."""
+    stop = _stop_flag()
+    errors = check_contracts(settings.metadata_dir)
+    if errors:
+        for err in errors:
+            print(f"error: {err}", file=sys.stderr)
+        return 1
+    broker: DevBroker | None = None
+    local = _local_port(settings)
+    try:
+        wait_for_kafka(settings.bootstrap_servers[0], timeout=2)
+        print(f"up: using the broker already running at {settings.broker}", flush=True)
+    except BrokerUnavailable:
+        if local is None:
+            raise
+        kind = settings.dev_broker
+        broker = DevBroker(kind, local[1], local[0], settings.data_dir / f"broker-{kind}")
+        print(f"up: starting the {kind} development broker on {settings.broker} ...", flush=True)
+        broker.start()
+    env = {**os.environ, "ATLAS_EMBEDDED_BROKER": "1", "ATLAS_BROKER": settings.broker}
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    try:
+        procs.append(("worker", subprocess.Popen(
+            [sys.executable, "-m", "atlas_stream", "worker", "-l", settings.log_level], env=env)))
+        print(f"up: worker starting; web on http://{settings.web_host}:{settings.web_port}/", flush=True)
+        procs.append(("gateway", subprocess.Popen([sys.executable, "-m", "atlas_stream", "gateway"], env=env)))
+        print(f"up: gateway starting on ws://{settings.gateway_host}:{settings.gateway_port}/ingest/<group>/<dataset>",
+              flush=True)
+        time.sleep(args.sample_delay)
+        if args.rate > 0 and not stop():
+            procs.append(("sample", subprocess.Popen(
+                [sys.executable, "-m", "atlas_stream", "sample", "--rate", str(args.rate)], env=env)))
+        print("up: running; Ctrl-C stops everything (the broker keeps its data)", flush=True)
+        while not stop():
+            for name, proc in procs:
+                if proc.poll() is not None:
+                    print(f"up: {name} exited with code {proc.returncode}; stopping", file=sys.stderr)
+                    return proc.returncode or 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        for _, proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _, proc in reversed(procs):
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if broker is not None:
+            # noida-db persists a snapshot about once a second: give it one after the last write.
+            time.sleep(1.5)
+            broker.stop()
+        print("up: stopped", flush=True)
+
+
+def _gateway(args: argparse.Namespace, settings: Settings) -> int:
+    from .sources.gateway import run_gateway
+
+    return run_gateway(args, settings)
+
+
+def _poll(args: argparse.Namespace, settings: Settings) -> int:
+    from .sources.poll import run_poller
+
+    return run_poller(args, settings)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m atlas_stream")
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("broker", help="run a development Kafka-protocol broker in the foreground")
+    b.add_argument("--port", type=int, default=9092)
+    b.add_argument("--host", default="127.0.0.1")
+    b.add_argument("--kind", choices=DEV_BROKERS, default=None,
+                   help="noida (persistent; default from ATLAS_DEV_BROKER) or tansu (in memory)")
+    b.add_argument("--data-dir", default=None, help="noida data folder (default ATLAS_DATA_DIR/broker-noida)")
+    c = sub.add_parser("contracts", help="validate every contract; non-zero exit on any error")
+    c.add_argument("--dir", default=None, help="contracts folder (default ATLAS_METADATA_DIR)")
+    s = sub.add_parser("sample", help="publish sample records to the raw topics")
+    s.add_argument("--rate", type=float, default=10.0, help="records per second (0: as fast as possible)")
+    s.add_argument("--count", type=int, default=None, help="stop after this many records")
+    s.add_argument("--ocs", action="append", help="only this group (repeatable)")
+    g = sub.add_parser("gateway", help="WebSocket gateway: ws://HOST:PORT/ingest/<group>/<dataset>")
+    g.add_argument("--host", default=None, help="bind address (default ATLAS_GATEWAY_HOST)")
+    g.add_argument("--port", type=int, default=None, help="port (default ATLAS_GATEWAY_PORT, 8765)")
+    g.add_argument("--tls-cert", default=None, help="PEM certificate: serve wss://")
+    g.add_argument("--tls-key", default=None, help="PEM private key for --tls-cert")
+    p = sub.add_parser("poll", help="poll a contract's sources (files, database, REST, Kafka) into raw topics")
+    p.add_argument("--ocs", required=True, help="the contract's ocs_group_name")
+    p.add_argument("--dataset", default=None, help="only this dataset")
+    p.add_argument("--once", action="store_true", help="process what is there now, then exit")
+    p.add_argument("--interval", type=float, default=None, help="seconds between polls")
+    u = sub.add_parser("up", help="broker + worker + gateway + sample data: the main job on embedded defaults")
+    u.add_argument("--rate", type=float, default=5.0, help="sample records per second (0: none)")
+    u.add_argument("--sample-delay", type=float, default=8.0, help="seconds before sample data starts")
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.command == "broker" and args.kind is None:
+            args.kind = settings.dev_broker
+        handler = {"broker": _broker, "contracts": _contracts, "gateway": _gateway, "poll": _poll,
+                   "sample": _sample, "up": _up}[args.command]
+        return handler(args, settings)
+    except AtlasError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

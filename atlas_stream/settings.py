@@ -1,0 +1,185 @@
+"""The only module that reads os.environ: every ATLAS_* setting, typed and documented."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+
+from .errors import SettingsError
+
+__all__ = ["DEV_BROKERS", "Settings", "get_settings"]
+
+DEV_BROKERS = ("noida", "tansu")
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{name}={raw!r}: expected 1/0, true/false, yes/no or on/off")
+
+
+def _int(name: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={raw!r}: must be at least {minimum}")
+    return value
+
+
+def _float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a number of seconds") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r}: must be positive")
+    return value
+
+
+def _log_level(raw: str) -> str:
+    # Faust's -l takes crit/error/warn/info/debug; accept the logging module's spellings too.
+    value = {"warning": "warn", "critical": "crit"}.get(raw.strip().lower(), raw.strip().lower())
+    if value not in ("crit", "error", "warn", "info", "debug"):
+        raise SettingsError(f"ATLAS_LOG_LEVEL={raw!r}: expected debug, info, warn, error or crit")
+    return value
+
+
+def _lake_uri(raw: str) -> str:
+    # A bare path means a local folder; keep URIs (file://, s3://, hdfs://, webhdfs://) as given.
+    if "://" in raw:
+        return raw
+    return Path(raw).expanduser().resolve().as_uri()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Atlas Stream configuration. Defaults work on a fresh machine with the development broker.
+
+    Fixed names (public interface): ATLAS_BROKER, ATLAS_METADATA_DIR, ATLAS_DATA_DIR,
+    ATLAS_LAKE_URI, ATLAS_ES_URL, ATLAS_WEB_PORT, ATLAS_EMBEDDED_BROKER.
+    """
+
+    #: ATLAS_BROKER: Kafka bootstrap servers as Faust URLs, ``;``-separated for several.
+    broker: str = "kafka://127.0.0.1:9092"
+    #: ATLAS_METADATA_DIR: folder of contracts (``*.json``).
+    metadata_dir: Path = Path("metadata")
+    #: ATLAS_DATA_DIR: local state (Faust tables, development broker data, checkpoints).
+    data_dir: Path = Path(".atlas")
+    #: ATLAS_LAKE_URI: root of the data lake (file://, s3://, hdfs://, webhdfs://).
+    lake_uri: str = ""
+    #: ATLAS_ES_URL: Elasticsearch URL; unset means no Elasticsearch sink.
+    es_url: str | None = None
+    #: ATLAS_WEB_PORT: Faust web server port (stats, registry, dashboard).
+    web_port: int = 6066
+    #: ATLAS_WEB_HOST: address the web server binds.
+    web_host: str = "127.0.0.1"
+    #: ATLAS_EMBEDDED_BROKER=1: talk to the development broker and apply its workarounds.
+    embedded_broker: bool = False
+    #: ATLAS_DEV_BROKER: which development broker: ``noida`` (persistent, correct offsets,
+    #: transactions) or ``tansu`` (in memory; consumer-group failover works).
+    dev_broker: str = "noida"
+    #: ATLAS_APP_ID: Faust application id (consumer group, changelog topic prefix).
+    app_id: str = "atlas-stream"
+    #: ATLAS_TOPIC_PARTITIONS: partitions of the topics Atlas Stream creates.
+    topic_partitions: int = 4
+    #: ATLAS_TOPIC_REPLICATION: replication factor of the topics Atlas Stream creates.
+    topic_replication: int = 1
+    #: ATLAS_PROCESSING_GUARANTEE: ``at_least_once`` or ``exactly_once`` (needs a broker with
+    #: transactions; sinks deduplicate by raw position either way).
+    processing_guarantee: str = "at_least_once"
+    #: ATLAS_MAX_MESSAGE_BYTES: largest message Atlas Stream produces; bigger outputs go to the DLQ.
+    max_message_bytes: int = 1_000_000
+    #: ATLAS_STORE: Faust table store URL (``memory://``, or ``rocksdb://`` with rocksdict).
+    store: str = "memory://"
+    #: ATLAS_LOG_LEVEL: worker log level.
+    log_level: str = "info"
+    #: ATLAS_GATEWAY_PORT: WebSocket gateway port.
+    gateway_port: int = 8765
+    #: ATLAS_GATEWAY_HOST: address the WebSocket gateway binds.
+    gateway_host: str = "127.0.0.1"
+    #: ATLAS_GATEWAY_MAX_FRAME_BYTES: largest WebSocket frame the gateway accepts (1 MiB).
+    gateway_max_frame_bytes: int = 1_048_576
+    #: ATLAS_GATEWAY_MAX_FRAME_RECORDS: most JSON objects in one gateway frame.
+    gateway_max_frame_records: int = 10_000
+    #: ATLAS_GATEWAY_MAX_IN_FLIGHT: records the gateway holds unacknowledged, all clients together.
+    gateway_max_in_flight: int = 100_000
+    #: ATLAS_GATEWAY_SEND_TIMEOUT: seconds a frame may wait for the broker before an error reply.
+    gateway_send_timeout: float = 30.0
+    #: ATLAS_GATEWAY_DRAIN_SECONDS: on SIGTERM, how long connections keep being served.
+    gateway_drain_seconds: float = 5.0
+    #: ATLAS_SINK_FLUSH_SECONDS: sink window length.
+    sink_flush_seconds: float = 10.0
+    #: ATLAS_SINK_ROTATE_SECONDS: the longest a lake file stays open.
+    sink_rotate_seconds: float = 300.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        get = env.get
+        dev_broker = get("ATLAS_DEV_BROKER", "noida").strip().lower()
+        if dev_broker not in DEV_BROKERS:
+            raise SettingsError(f"ATLAS_DEV_BROKER={dev_broker!r}: expected one of {', '.join(DEV_BROKERS)}")
+        guarantee = get("ATLAS_PROCESSING_GUARANTEE", "at_least_once").strip().lower()
+        if guarantee not in ("at_least_once", "exactly_once"):
+            raise SettingsError(f"ATLAS_PROCESSING_GUARANTEE={guarantee!r}: expected at_least_once or exactly_once")
+        broker = get("ATLAS_BROKER", cls.broker).strip()
+        if not broker:
+            raise SettingsError("ATLAS_BROKER is empty: set it to e.g. kafka://127.0.0.1:9092")
+        es_url = get("ATLAS_ES_URL", "").strip() or None
+        return cls(
+            broker=broker,
+            metadata_dir=Path(get("ATLAS_METADATA_DIR", "metadata")).expanduser(),
+            data_dir=Path(get("ATLAS_DATA_DIR", ".atlas")).expanduser(),
+            lake_uri=_lake_uri(get("ATLAS_LAKE_URI", "lake")),
+            es_url=es_url,
+            web_port=_int("ATLAS_WEB_PORT", get("ATLAS_WEB_PORT", "6066"), 1),
+            web_host=get("ATLAS_WEB_HOST", "127.0.0.1"),
+            embedded_broker=_bool("ATLAS_EMBEDDED_BROKER", get("ATLAS_EMBEDDED_BROKER", "0")),
+            dev_broker=dev_broker,
+            app_id=get("ATLAS_APP_ID", "atlas-stream"),
+            topic_partitions=_int("ATLAS_TOPIC_PARTITIONS", get("ATLAS_TOPIC_PARTITIONS", "4"), 1),
+            topic_replication=_int("ATLAS_TOPIC_REPLICATION", get("ATLAS_TOPIC_REPLICATION", "1"), 1),
+            processing_guarantee=guarantee,
+            max_message_bytes=_int("ATLAS_MAX_MESSAGE_BYTES", get("ATLAS_MAX_MESSAGE_BYTES", "1000000"), 10_000),
+            store=get("ATLAS_STORE", "memory://"),
+            log_level=_log_level(get("ATLAS_LOG_LEVEL", "info")),
+            gateway_port=_int("ATLAS_GATEWAY_PORT", get("ATLAS_GATEWAY_PORT", "8765"), 0),
+            gateway_host=get("ATLAS_GATEWAY_HOST", "127.0.0.1"),
+            gateway_max_frame_bytes=_int("ATLAS_GATEWAY_MAX_FRAME_BYTES",
+                                         get("ATLAS_GATEWAY_MAX_FRAME_BYTES", "1048576"), 1024),
+            gateway_max_frame_records=_int("ATLAS_GATEWAY_MAX_FRAME_RECORDS",
+                                           get("ATLAS_GATEWAY_MAX_FRAME_RECORDS", "10000"), 1),
+            gateway_max_in_flight=_int("ATLAS_GATEWAY_MAX_IN_FLIGHT", get("ATLAS_GATEWAY_MAX_IN_FLIGHT", "100000"), 1),
+            gateway_send_timeout=_float("ATLAS_GATEWAY_SEND_TIMEOUT", get("ATLAS_GATEWAY_SEND_TIMEOUT", "30")),
+            gateway_drain_seconds=_float("ATLAS_GATEWAY_DRAIN_SECONDS", get("ATLAS_GATEWAY_DRAIN_SECONDS", "5")),
+            sink_flush_seconds=_float("ATLAS_SINK_FLUSH_SECONDS", get("ATLAS_SINK_FLUSH_SECONDS", "10")),
+            sink_rotate_seconds=_float("ATLAS_SINK_ROTATE_SECONDS", get("ATLAS_SINK_ROTATE_SECONDS", "300")),
+        )
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """``host:port`` list for plain Kafka clients (aiokafka), from the Faust URL(s)."""
+        out = []
+        for url in self.broker.replace(",", ";").split(";"):
+            url = url.strip()
+            if url:
+                out.append(url.split("://", 1)[-1].rstrip("/"))
+        return out
+
+    def describe(self) -> dict[str, str]:
+        """Settings as strings for logs (nothing here is secret)."""
+        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings.from_env()

@@ -1,0 +1,1 @@
+"""Sources that feed the raw topics: gateway, pollers (one module each)."""

@@ -1,0 +1,1 @@
+"""Faust table declarations (discovered by the app; nothing else lives here)."""

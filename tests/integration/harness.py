@@ -1,0 +1,187 @@
+"""Test harness: real development brokers, real Faust worker processes, plain Kafka clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaConnectionError
+
+from atlas_stream.devbroker import stop_process
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Worker:
+    """``python -m atlas_stream worker`` as a subprocess with its own log file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, args: Iterable[str] = ()) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.args = list(args)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "Worker":
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "atlas_stream", "worker", "-l", "info", *self.args],
+            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            if "[^Worker]: Ready" in self.log():
+                return
+            time.sleep(0.25)
+        raise AssertionError(f"worker not ready after {timeout}s:\n{self.log()[-4000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return 0
+        code = stop_process(proc, sig, timeout)
+        self._log.close()
+        return code
+
+
+def worker_env(bootstrap: str, tmp: Path, metadata_dir: Path, app_id: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATLAS_")}
+    env.update({
+        "ATLAS_BROKER": f"kafka://{bootstrap}",
+        "ATLAS_EMBEDDED_BROKER": "1",
+        "ATLAS_METADATA_DIR": str(metadata_dir),
+        "ATLAS_DATA_DIR": str(tmp / "data"),
+        "ATLAS_LAKE_URI": str(tmp / "lake"),
+        "ATLAS_APP_ID": app_id,
+        "ATLAS_TOPIC_PARTITIONS": "2",
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra)
+    return env
+
+
+def poller_env(broker_url: str, tmp: Path, contract: dict[str, Any] | None = None, **extra: str) -> dict[str, str]:
+    """Environment for a ``python -m atlas_stream poll`` subprocess; with ``contract``, it is
+    written as the only file of a fresh metadata folder under ``tmp``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATLAS_")}
+    env.update({"ATLAS_BROKER": broker_url, "ATLAS_DATA_DIR": str(tmp / "data"),
+                "ATLAS_TOPIC_PARTITIONS": "2", "PYTHONUNBUFFERED": "1"})
+    if contract is not None:
+        metadata = tmp / "metadata"
+        metadata.mkdir(exist_ok=True)
+        (metadata / f"{contract['ocs_group_name']}.json").write_bytes(orjson.dumps(contract))
+        env["ATLAS_METADATA_DIR"] = str(metadata)
+    env.update(extra)
+    return env
+
+
+async def produce(bootstrap: str, topic: str, values: Iterable[bytes | None], key: bytes | None = None) -> list[tuple[int, int]]:
+    """Publish values with acks=all; returns (partition, offset) of each."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=4 * 1024 * 1024)
+    await producer.start()
+    try:
+        out = []
+        for value in values:
+            meta = await producer.send_and_wait(topic, value, key=key)
+            out.append((meta.partition, meta.offset))
+        return out
+    finally:
+        await producer.stop()
+
+
+async def consume(
+    bootstrap: str,
+    topics: Iterable[str],
+    until: Callable[[list[Any]], bool],
+    timeout: float = 60.0,
+) -> list[Any]:
+    """Read topics from the beginning (no consumer group) until ``until(messages)`` or timeout."""
+    deadline = time.monotonic() + timeout
+    while True:  # the broker may still be starting
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=16 * 1024 * 1024,
+        )
+        try:
+            await consumer.start()
+            break
+        except KafkaConnectionError:
+            await consumer.stop()
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+    # Partitions are (re)discovered every second: a topic, or some of its partitions, may appear
+    # after the first look. aiokafka's assign() restarts every partition from the beginning, so
+    # messages are kept by position: each one is returned once.
+    found: dict[tuple[str, int, int], Any] = {}
+    try:
+        topics = list(topics)
+        known: set[TopicPartition] = set()
+        next_look = 0.0
+        while time.monotonic() < deadline:
+            if time.monotonic() >= next_look:
+                # assign() narrows the client's metadata requests to the assigned topics, so a
+                # topic created after the first look would never be seen: ask for all of them.
+                consumer._client.set_topics([])  # aiokafka has no public refresh
+                await consumer._client.force_metadata_update()
+                now_known = {TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())}
+                if now_known - known:
+                    known |= now_known
+                    consumer.assign(sorted(known))
+                    await consumer.seek_to_beginning(*known)
+                next_look = time.monotonic() + 1.0
+            if known:
+                batch = await consumer.getmany(timeout_ms=300)
+                for records in batch.values():
+                    for m in records:
+                        found.setdefault((m.topic, m.partition, m.offset), m)
+            else:
+                await asyncio.sleep(0.3)
+            messages = sorted(found.values(), key=lambda m: (m.topic, m.partition, m.offset))
+            if until(messages):
+                return messages
+        return sorted(found.values(), key=lambda m: (m.topic, m.partition, m.offset))
+    finally:
+        await consumer.stop()
+
+
+def parse(messages: Iterable[Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(m.topic, orjson.loads(m.value)) for m in messages]
+
+
+async def read_to_end(bootstrap: str, topics: list[str]) -> list[Any]:
+    """Every message of ``topics`` up to their end offsets at the time of the call."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: list[Any] = []
+        for _ in range(200):
+            if all([await consumer.position(tp) >= ends[tp] for tp in tps]):
+                return out
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                out.extend(messages)
+        raise AssertionError("topics not read to their end within 100 s")
+    finally:
+        await consumer.stop()

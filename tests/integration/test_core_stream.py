@@ -1,0 +1,184 @@
+"""Raw records in, scored tier messages out: a real broker, a real Faust worker, plain clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from .harness import consume, parse, produce
+
+RAW = "atlas.itest.orders.raw"
+TIERS = {t: f"atlas.itest.orders.{t}" for t in ("gold", "silver", "bronze", "rejected")}
+DLQ = "atlas.itest.dlq"
+EVENTS = "atlas.events"
+
+
+def _now(delta: timedelta = timedelta()) -> str:
+    return (datetime.now(timezone.utc) + delta).isoformat()
+
+
+def _rec(**fields: Any) -> dict[str, Any]:
+    base = {"order_id": "O-1", "amount": 10.5, "quantity": 1, "currency": "USD", "note": "ok",
+            "created_at": _now()}
+    base.update(fields)
+    return {k: v for k, v in base.items() if v is not ...}
+
+
+# (name, raw value, expected topic, expected failures or DLQ error fragment)
+CASES: list[tuple[str, bytes | None, str, Any]] = [
+    ("gold", orjson.dumps(_rec(currency=" usd ")), "gold", []),
+    ("silver_long_note", orjson.dumps(_rec(order_id="O-2", note="far too long a note")), "silver", ["max_length:note"]),
+    ("silver_rule", orjson.dumps(_rec(order_id="O-3", amount=6000, quantity=1)), "silver", ["rule:big_orders_have_quantity"]),
+    ("bronze", orjson.dumps(_rec(order_id="O-4", quantity="x", currency="JPY", note="far too long a note",
+                                 created_at=_now(-timedelta(hours=2)), coupon="SPRING")),
+     "bronze", ["type:quantity", "allowed:currency", "max_length:note", "schema", "freshness"]),
+    ("rejected_missing_id", orjson.dumps(_rec(order_id=...)), "rejected", ["completeness:order_id"]),
+    ("rejected_bool_amount", orjson.dumps(_rec(order_id="O-5", amount=True)), "rejected", ["type:amount"]),
+    ("numeric_strings", orjson.dumps(_rec(order_id="O-6", amount="12.5", quantity="3")), "gold", []),
+    ("nested_value", orjson.dumps(_rec(order_id="O-7", note={"a": [[[[{"b": 1}]]]]})), "silver", ["type:note"]),
+    ("not_json", b"definitely not json", "dlq", "not valid JSON"),
+    ("json_array", b'[{"order_id": "O-8"}]', "dlq", "JSON array"),
+    ("json_scalar", b"42", "dlq", "JSON int"),
+    ("tombstone", None, "dlq", "tombstone"),
+    ("deep_nesting", b'{"order_id": "O-9", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "dlq", "nested"),
+    ("one_mb_string", orjson.dumps(_rec(order_id="O-10", note="x" * 1_000_000)), "dlq", "ATLAS_MAX_MESSAGE_BYTES"),
+]
+
+
+def _positions(messages: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, int, int]]:
+    return [(m["source"]["topic"], m["source"]["partition"], m["source"]["offset"]) for _, m in messages]
+
+
+def _changelog_totals(messages: list[Any]) -> Counter[str]:
+    """Latest value per table key (what a recovering worker would load), summed over partitions."""
+    latest: dict[str, int] = {}
+    for m in messages:
+        latest[json.loads(m.key)] = json.loads(m.value) if m.value is not None else 0
+    totals: Counter[str] = Counter()
+    for key, count in latest.items():
+        _partition, subject, tier = key.split("|", 2)
+        totals[f"{subject}|{tier}"] += count
+    return totals
+
+
+def test_every_raw_record_lands_once_in_the_right_tier(noida, metadata_dir: Path, start_worker) -> None:
+    start_worker(noida, metadata_dir, app_id="atlas-core")
+    positions = []
+    for _, value, _, _ in CASES:
+        key = b"tombstone" if value is None else None  # Kafka needs a key or a value
+        positions += asyncio.run(produce(noida.bootstrap, RAW, [value], key=key))
+    expected_positions = {(RAW, p, o) for p, o in positions}
+
+    out_topics = [*TIERS.values(), DLQ]
+    got = parse(asyncio.run(consume(noida.bootstrap, out_topics, lambda ms: len(ms) >= len(CASES), timeout=90)))
+
+    # Nothing lost, nothing duplicated: every raw offset in exactly one output.
+    seen = _positions(got)
+    assert Counter(seen).most_common(1)[0][1] == 1, "a raw record was emitted twice"
+    assert set(seen) == expected_positions
+
+    by_pos = {pos: (topic, msg) for pos, (topic, msg) in zip(seen, got)}
+    for (name, _, tier, expectation), (p, o) in zip(CASES, positions):
+        topic, msg = by_pos[(RAW, p, o)]
+        if tier == "dlq":
+            assert topic == DLQ, name
+            assert expectation in msg["error"], (name, msg["error"])
+            assert msg["dataset"] == "orders"
+            continue
+        assert topic == TIERS[tier], (name, topic, msg["quality"])
+        assert msg["quality"]["tier"] == tier, name
+        assert msg["quality"]["failures"] == expectation, name
+        q = msg["quality"]
+        assert q["score"] == pytest.approx(q["passed"] / q["counted"]), name
+
+    gold = by_pos[(RAW, *positions[0])][1]
+    assert gold["quality"]["score"] == 1.0
+    assert gold["record"]["currency"] == "USD"  # trim + upper applied before scoring
+    assert gold["schema"] == {"subject": "itest.orders", "version": 1}
+    bronze = by_pos[(RAW, *positions[3])][1]
+    assert bronze["quality"]["score"] == pytest.approx(14 / 19)
+    assert bronze["invalid"] == {"quantity": "x"} and bronze["extra"] == {"coupon": "SPRING"}
+    assert bronze["record"]["quantity"] is None
+
+    # The unknown field was counted as drift and announced on the event log.
+    drift = [e for e in _events(noida.bootstrap, "schema.drift", "itest.orders") if e["type"] == "schema.drift"]
+    assert [(e["field"], e["partition"], e["offset"]) for e in drift] == [("coupon", *positions[3])]
+
+
+def test_tier_messages_keyed_dlq_keeps_bytes_and_stats_add_up(noida, metadata_dir: Path, start_worker) -> None:
+    start_worker(noida, metadata_dir, app_id="atlas-stats")
+    good = [orjson.dumps(_rec(order_id=f"O-{i}")) for i in range(30)]
+    bad = [b"\x00\x01 not json %d" % i for i in range(5)]
+    asyncio.run(produce(noida.bootstrap, RAW, good + bad))
+
+    msgs = asyncio.run(consume(noida.bootstrap, [TIERS["gold"], DLQ], lambda ms: len(ms) >= 35, timeout=90))
+    gold = [m for m in msgs if m.topic == TIERS["gold"]]
+    dead = [m for m in msgs if m.topic == DLQ]
+    assert len(gold) == 30 and len(dead) == 5
+    assert sorted(m.key for m in gold) == sorted(f"O-{i}".encode() for i in range(30))
+    import base64
+    kept = sorted(base64.b64decode(orjson.loads(m.value)["value_b64"]) for m in dead)
+    assert kept == sorted(bad)
+
+    # The stats tables' changelogs hold exactly these counts.
+    def done(ms: list[Any]) -> bool:
+        totals = _changelog_totals(ms)
+        return totals["itest.orders|gold"] == 30 and totals["itest.orders|dlq"] == 5
+
+    changelog = asyncio.run(consume(noida.bootstrap, ["atlas-stats-tier_counts-changelog"], done, timeout=60))
+    totals = _changelog_totals(changelog)
+    assert totals == Counter({"itest.orders|gold": 30, "itest.orders|dlq": 5})
+
+
+def _events(bootstrap: str, kind: str, subject: str, version: int | None = None,
+            timeout: float = 60) -> list[dict[str, Any]]:
+    """The event log, read until an event of ``kind`` for ``subject`` (and ``version``) is in it."""
+    def found(ms: list[Any]) -> bool:
+        return any(e["type"] == kind and e["source"] == subject
+                   and (version is None or e.get("version") == version) for _, e in parse(ms))
+
+    return [e for _, e in parse(asyncio.run(consume(bootstrap, [EVENTS], found, timeout=timeout)))]
+
+
+def test_schema_registry_refuses_incompatible_change_and_keeps_previous(noida, metadata_dir: Path, start_worker) -> None:
+    contract_file = metadata_dir / "itest.json"
+    worker = start_worker(noida, metadata_dir, app_id="atlas-registry")
+    events = _events(noida.bootstrap, "schema.registered", "itest.orders", 1)
+    assert [e["version"] for e in events if e["type"] == "schema.registered"] == [1]
+    worker.stop()
+
+    # A new REQUIRED field cannot be read from old data: BACKWARD refuses it.
+    contract = json.loads(contract_file.read_text())
+    contract["dataset_config"][0]["source"]["features"].append(
+        {"name": "customer_id", "dtype": "string", "required": True})
+    contract_file.write_text(json.dumps(contract))
+    worker = start_worker(noida, metadata_dir, app_id="atlas-registry")
+    events = _events(noida.bootstrap, "schema.refused", "itest.orders")
+    refused = [e for e in events if e["type"] == "schema.refused"]
+    assert refused and refused[0]["version_in_force"] == 1
+    assert any("customer_id" in p for p in refused[0]["problems"])
+
+    # Records are still scored against version 1: customer_id is an unknown field there.
+    asyncio.run(produce(noida.bootstrap, RAW, [orjson.dumps(_rec(order_id="O-77", customer_id="C-1"))]))
+    msgs = parse(asyncio.run(consume(noida.bootstrap, [TIERS["silver"]], lambda ms: len(ms) >= 1)))
+    assert msgs[0][1]["schema"]["version"] == 1
+    assert msgs[0][1]["quality"]["failures"] == ["schema"]
+    worker.stop()
+
+    # An optional field is a compatible change: version 2 is registered and used.
+    contract["dataset_config"][0]["source"]["features"][-1]["required"] = False
+    contract_file.write_text(json.dumps(contract))
+    start_worker(noida, metadata_dir, app_id="atlas-registry")
+    events = _events(noida.bootstrap, "schema.registered", "itest.orders", 2)
+    assert [e["version"] for e in events if e["type"] == "schema.registered"] == [1, 2]
+    asyncio.run(produce(noida.bootstrap, RAW, [orjson.dumps(_rec(order_id="O-78", customer_id="C-2"))]))
+    msgs = parse(asyncio.run(consume(noida.bootstrap, [TIERS["gold"]], lambda ms: len(ms) >= 1)))
+    assert msgs[0][1]["schema"]["version"] == 2
+    assert msgs[0][1]["record"]["customer_id"] == "C-2"

@@ -1,0 +1,52 @@
+"""Settings: defaults that work on a fresh machine, typed values, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from atlas_stream.app import dev_profile, faust_settings
+from atlas_stream.errors import SettingsError
+from atlas_stream.settings import Settings
+
+
+def test_defaults_work_on_a_fresh_machine() -> None:
+    s = Settings.from_env({})
+    assert s.broker == "kafka://127.0.0.1:9092" and s.bootstrap_servers == ["127.0.0.1:9092"]
+    assert s.metadata_dir == Path("metadata") and s.web_port == 6066 and s.es_url is None
+    assert s.lake_uri == (Path.cwd() / "lake").as_uri()
+    assert not s.embedded_broker and s.gateway_port == 8765
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"ATLAS_WEB_PORT": "http"}, "ATLAS_WEB_PORT='http': expected a whole number"),
+    ({"ATLAS_EMBEDDED_BROKER": "maybe"}, "ATLAS_EMBEDDED_BROKER='maybe'"),
+    ({"ATLAS_DEV_BROKER": "redpanda"}, "expected one of noida, tansu"),
+    ({"ATLAS_PROCESSING_GUARANTEE": "twice"}, "at_least_once or exactly_once"),
+    ({"ATLAS_TOPIC_PARTITIONS": "0"}, "must be at least 1"),
+    ({"ATLAS_LOG_LEVEL": "loud"}, "expected debug, info, warn, error or crit"),
+    ({"ATLAS_BROKER": " "}, "ATLAS_BROKER is empty"),
+])
+def test_bad_values_are_refused_with_the_variable_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=None) as err:
+        Settings.from_env(env)
+    assert message in str(err.value)
+
+
+def test_several_brokers_and_lake_uris() -> None:
+    s = Settings.from_env({"ATLAS_BROKER": "kafka://a:9092;kafka://b:9093", "ATLAS_LAKE_URI": "s3://bucket/lake",
+                           "ATLAS_LOG_LEVEL": "WARNING"})
+    assert s.bootstrap_servers == ["a:9092", "b:9093"] and s.lake_uri == "s3://bucket/lake"
+    assert s.log_level == "warn"
+
+
+def test_development_workarounds_only_with_the_embedded_broker_flag() -> None:
+    prod = faust_settings(Settings.from_env({"ATLAS_DEV_BROKER": "tansu"}))
+    assert dev_profile(Settings.from_env({"ATLAS_DEV_BROKER": "tansu"})) == {}
+    assert "producer_max_batch_size" not in prod and prod["producer_acks"] == -1
+    dev = faust_settings(Settings.from_env({"ATLAS_EMBEDDED_BROKER": "1", "ATLAS_DEV_BROKER": "tansu"}))
+    assert dev["producer_max_batch_size"] == 1 and dev["broker_session_timeout"] == 6.0
+    assert dev["store"] == "memory://"
+    noida = faust_settings(Settings.from_env({"ATLAS_EMBEDDED_BROKER": "1"}))
+    assert "producer_max_batch_size" not in noida
