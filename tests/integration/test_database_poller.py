@@ -300,12 +300,14 @@ def test_kill_9_three_times_loses_and_duplicates_nothing(postgres: Db, noida: De
         proc.wait()
         log.write(f"test: SIGKILL with {topic_size(noida.bootstrap, topic)} records in the topic\n".encode())
         log.flush()
-        # While it is down: new rows, and updates of rows already published or not.
-        insert(range(next_id, next_id + 500), BASE + timedelta(hours=1 + round_))
+        # While it is down: new rows, and updates of rows already published or not. Their
+        # timestamps are newer than every earlier write: a timestamp cursor (Kafka Connect's
+        # semantics) never goes back for a row written with an older timestamp than it has passed.
+        insert(range(next_id, next_id + 500), BASE + timedelta(hours=10 + 2 * round_))
         next_id += 500
         with db.engine.begin() as conn:
             for i in rng.sample(range(1, next_id), 100):
-                ts = BASE + timedelta(hours=5 + round_, milliseconds=i)
+                ts = BASE + timedelta(hours=11 + 2 * round_, milliseconds=i)
                 conn.execute(table.update().where(table.c.id == i).values(updated_at=ts))
                 written.add((i, iso(ts)))
     with db.engine.connect() as conn:
