@@ -1,0 +1,1 @@
+"""Sinks: the lake (Parquet) and Elasticsearch. Pure modules: no app, agents or tables."""
