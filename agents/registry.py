@@ -11,7 +11,7 @@ import orjson
 from atlas_stream.app import app, catalog
 from atlas_stream.channels import events, output_topics, schema_requests
 from atlas_stream.messages import encode, event_message
-from atlas_stream.registry import register
+from atlas_stream.registry import register, set_compatibility
 from tables.registry import schema_registry
 
 log = logging.getLogger(__name__)
@@ -31,15 +31,37 @@ async def request_schema_registrations() -> None:
         }))
 
 
+async def _set_mode(subject: str, mode: Any) -> None:
+    """A compatibility change from ``PUT /schemas/config/<subject>`` (checked by the view)."""
+    state = schema_registry.get(subject)
+    try:
+        new = set_compatibility(state, mode) if state else None
+    except ValueError as exc:
+        log.error("ignored compatibility change of %s: %s", subject, exc)
+        return
+    if new is None:
+        log.error("ignored compatibility change of unknown subject %s", subject)
+        return
+    if new != state:
+        schema_registry[subject] = new
+        log.info("schema %s: compatibility set to %s", subject, new["compatibility"])
+        await events.send(key=subject.encode(), value=event_message(
+            "schema.config", subject, compatibility=new["compatibility"], previous=state.get("compatibility")))
+
+
 @app.agent(schema_requests)
 async def register_schemas(stream: Any) -> None:
     async for value in stream:
         try:
             request = orjson.loads(value)
-            subject, schema = request["subject"], request["schema"]
+            subject = request["subject"]
+            schema = request["schema"] if request.get("action") != "config" else None
             mode = request.get("compatibility")
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             log.error("ignored malformed schema request %r: %s", value[:200], exc)
+            continue
+        if request.get("action") == "config":
+            await _set_mode(subject, mode)
             continue
         try:
             result = register(schema_registry.get(subject), subject, schema, mode, datetime.now(timezone.utc))

@@ -13,6 +13,7 @@ from faust.exceptions import PartitionsMismatch
 from atlas_stream.app import app, catalog, settings
 from atlas_stream.channels import events, output_topics, raw_records
 from atlas_stream.messages import event_message
+from atlas_stream.metrics import CHECK_FAILURES, RECORDS, SCHEMA_DRIFT
 from atlas_stream.registry import latest
 from atlas_stream.stats import MINUTE, StatsBatch, split_key, stat_key
 from tables.registry import schema_registry
@@ -85,15 +86,21 @@ def _flush() -> None:
     batch, _pending = _pending, StatsBatch()
     for key, n in batch.tiers.items():
         tier_counts[key] += n
+        _, subject, tier = split_key(key, 3)
+        RECORDS.labels(subject, tier).inc(n)
     for key, n in batch.minutes.items():
         tier_counts_per_minute[key] += n
     for key, n in batch.failures.items():
         failure_counts[key] += n
+        _, subject, check = split_key(key, 3)
+        CHECK_FAILURES.labels(subject, check).inc(n)
     for key, ts in batch.last_seen.items():
         if ts > last_seen[key]:
             last_seen[key] = ts
     for key, n in batch.drift.items():
         schema_drift[key] += n
+        _, subject, name = split_key(key, 3)
+        SCHEMA_DRIFT.labels(subject, name).inc(n)
 
 
 def _expire_minutes(now: float) -> None:

@@ -1,10 +1,23 @@
-"""Prometheus metrics of this worker process (exposed at ``/metrics`` by the web endpoints)."""
+"""Prometheus metrics of this worker process (exposed at ``/metrics`` by the web endpoints).
+
+Counters count what this process did since it started (Prometheus sums them over workers and
+handles restarts); the source and consumer-lag gauges are collected at scrape time
+(atlas_stream.web.prom).
+"""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-__all__ = ["SINK_COMMITS", "SINK_COMMIT_SECONDS", "SINK_ROWS", "SINK_ERRORS"]
+__all__ = [
+    "CHECK_FAILURES",
+    "RECORDS",
+    "SCHEMA_DRIFT",
+    "SINK_COMMITS",
+    "SINK_COMMIT_SECONDS",
+    "SINK_ERRORS",
+    "SINK_ROWS",
+]
 
 #: Files (Parquet) or bulk requests (Elasticsearch) committed.
 SINK_COMMITS = Counter("atlas_sink_commits_total", "Sink commits", ["sink", "dataset", "tier"])
@@ -17,3 +30,12 @@ SINK_COMMIT_SECONDS = Histogram(
 )
 #: Failed attempts to write (each retried until it succeeds).
 SINK_ERRORS = Counter("atlas_sink_errors_total", "Sink write attempts that failed", ["sink"])
+
+#: Records scored by this worker, per dataset (subject) and outcome (a tier, or dlq).
+RECORDS = Counter("atlas_records_total", "Records scored, per dataset and tier", ["dataset", "tier"])
+#: Failed checks, per dataset and check (``completeness:<field>``, ``rule:<name>``, ...).
+CHECK_FAILURES = Counter("atlas_check_failures_total", "Failed quality checks, per dataset and check",
+                         ["dataset", "check"])
+#: Records carrying a field outside the schema, per dataset and field.
+SCHEMA_DRIFT = Counter("atlas_schema_drift_total", "Records with a field outside the schema",
+                       ["dataset", "field"])

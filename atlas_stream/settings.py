@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
@@ -119,6 +119,9 @@ class Settings:
     sink_flush_seconds: float = 10.0
     #: ATLAS_SINK_ROTATE_SECONDS: the longest a lake file stays open.
     sink_rotate_seconds: float = 300.0
+    #: ATLAS_ADMIN_TOKEN: bearer token for web writes (``PUT /schemas/config/<subject>``); unset
+    #: or empty refuses every write with 401. Never logged (excluded from :meth:`describe`).
+    admin_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -162,6 +165,7 @@ class Settings:
             gateway_drain_seconds=_float("ATLAS_GATEWAY_DRAIN_SECONDS", get("ATLAS_GATEWAY_DRAIN_SECONDS", "5")),
             sink_flush_seconds=_float("ATLAS_SINK_FLUSH_SECONDS", get("ATLAS_SINK_FLUSH_SECONDS", "10")),
             sink_rotate_seconds=_float("ATLAS_SINK_ROTATE_SECONDS", get("ATLAS_SINK_ROTATE_SECONDS", "300")),
+            admin_token=get("ATLAS_ADMIN_TOKEN", "").strip() or None,
         )
 
     @property
@@ -175,8 +179,10 @@ class Settings:
         return out
 
     def describe(self) -> dict[str, str]:
-        """Settings as strings for logs (nothing here is secret)."""
-        return {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        """Settings as strings for logs (the admin token is masked)."""
+        out = {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        out["admin_token"] = "set" if self.admin_token else "unset"
+        return out
 
 
 @lru_cache(maxsize=1)

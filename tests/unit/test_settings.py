@@ -50,3 +50,11 @@ def test_development_workarounds_only_with_the_embedded_broker_flag() -> None:
     assert dev["store"] == "memory://"
     noida = faust_settings(Settings.from_env({"ATLAS_EMBEDDED_BROKER": "1"}))
     assert "producer_max_batch_size" not in noida
+
+
+def test_admin_token_is_optional_and_never_shown() -> None:
+    assert Settings.from_env({}).admin_token is None
+    assert Settings.from_env({"ATLAS_ADMIN_TOKEN": "  "}).admin_token is None
+    s = Settings.from_env({"ATLAS_ADMIN_TOKEN": "t0ken"})
+    assert s.admin_token == "t0ken"
+    assert "t0ken" not in repr(s) and "t0ken" not in str(s.describe())

@@ -1,0 +1,1 @@
+"""Web endpoints (stats, sources, events, schemas, metrics) and the dashboard's static assets."""
