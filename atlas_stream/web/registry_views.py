@@ -20,9 +20,10 @@ from atlas_stream.messages import encode
 from atlas_stream.registry import get_version
 from tables.registry import schema_registry
 
-from .params import Param, parse_query
+from .params import BadRequest, Param, parse_query
 from .responses import Unauthorized, answer, json_response
 from .schemas import (
+    MAX_BODY_BYTES,
     ApiError,
     compatibility_answer,
     config_answer,
@@ -52,7 +53,17 @@ def _subjects() -> list[str]:
 
 
 async def _body(request: aioweb.Request) -> bytes:
-    return await request.content.read(256 * 1024 + 1)
+    """The request body, read no further than one byte past the limit (parse_* refuse it then)."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise BadRequest(f"request body larger than {MAX_BODY_BYTES} bytes")
+    chunks, size = [], 0
+    while size <= MAX_BODY_BYTES:
+        chunk = await request.content.read(64 * 1024)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def _check_token(request: aioweb.Request) -> None:

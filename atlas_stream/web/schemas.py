@@ -15,6 +15,7 @@ from ..registry import check_compatibility, get_version, normalise_mode
 from .params import BadRequest
 
 __all__ = [
+    "MAX_BODY_BYTES",
     "ApiError",
     "compatibility_answer",
     "config_answer",
