@@ -15,6 +15,7 @@ from atlas_stream.channels import events, output_topics, raw_records
 from atlas_stream.messages import event_message
 from atlas_stream.metrics import CHECK_FAILURES, RECORDS, SCHEMA_DRIFT
 from atlas_stream.registry import latest
+from atlas_stream.sinks.probe import Probe
 from atlas_stream.stats import MINUTE, StatsBatch, split_key, stat_key
 from tables.registry import schema_registry
 from tables.stats import failure_counts, last_seen, schema_drift, tier_counts, tier_counts_per_minute
@@ -138,33 +139,77 @@ async def _forget_revoked(app: Any, revoked: set[Any], **kwargs: Any) -> None:
         _scored.pop((tp.topic, tp.partition), None)
 
 
+async def _expected(topic: str, partition: int) -> int | None:
+    """The next raw offset this partition should deliver: after the last one scored, or the
+    group's committed offset right after an assignment (None when unknown)."""
+    last = _scored.get((topic, partition))
+    if last is not None:
+        return last[0] + 1
+    return await _probe.committed(settings.app_id, topic, partition)
+
+
+async def _fill_skipped(topic: str, partition: int, offset: int, score: Any) -> None:
+    """Score the records a jump of the stream left out, read straight from the topic.
+
+    faust-streaming 0.15.3's fetcher can race with the seek that recovery performs after a
+    restart or rebalance: the stream then jumps ahead, and Faust's gap tracking would commit past
+    records nobody scored. A jump is checked against the topic and the missing records are
+    scored here, in order, before the record that revealed the jump.
+    """
+    expected = await _expected(topic, partition)
+    if expected is None or offset <= expected:
+        return
+    found = await _probe.read_at(topic, partition, expected)
+    if found.status not in ("found", "unknown"):
+        return  # a real gap (compaction, transaction markers, retention)
+    log.warning("%s[%d]: the stream jumped from %d to %d; scoring the %d records between from the topic",
+                topic, partition, expected, offset, offset - expected)
+    async for chunk in _probe.read_range(topic, partition, expected, offset):
+        for rec in chunk:
+            ts = rec.timestamp / 1000.0 if rec.timestamp and rec.timestamp > 0 else time.time()
+            if not _already_scored(topic, partition, rec.offset, ts):
+                await score(topic, partition, rec.offset, ts, rec.key, rec.value)
+
+
+_probe = Probe(settings.bootstrap_servers)
+
+
 @app.agent(raw_records)
 async def score_raw_records(stream: Any) -> None:
     max_bytes = settings.max_message_bytes
-    next_flush = next_expiry = 0.0
+    clock = {"flush": 0.0, "expiry": 0.0}
+
+    async def score(topic: str, partition: int, offset: int, timestamp: float, key: bytes | None,
+                    value: bytes | None) -> None:
+        rt = catalog.by_raw_topic[topic]
+        source = {"topic": topic, "partition": partition, "offset": offset, "timestamp": timestamp}
+        entry = schema_registry.get(rt.subject) or await _registered(rt.subject)
+        outcome = rt.process(value, key, source, latest(entry) if entry else None, max_bytes)
+        # A keyless output keeps its raw partition, so that a second emission of the same raw
+        # record (at-least-once) lands where the sinks can recognise it by raw position.
+        out_partition = partition if outcome.key is None else None
+        await output_topics[outcome.topic].send(key=outcome.key, value=outcome.value, partition=out_partition)
+        for name in outcome.drift:
+            key_ = stat_key(partition, rt.subject, name)
+            if schema_drift[key_] + _pending.drift[key_] == 0:  # first sighting on this partition
+                await events.send(key=rt.subject.encode(), value=event_message(
+                    "schema.drift", rt.subject, field=name, partition=partition, offset=offset))
+        _pending.add(partition, rt.subject, outcome.tier or "dlq", outcome.failures, outcome.drift, timestamp)
+        if outcome.error:
+            log.warning("dead letter %s[%d]@%d: %s", topic, partition, offset, outcome.error)
+        now = time.monotonic()
+        if now >= clock["flush"]:
+            _flush()
+            clock["flush"] = now + STATS_EVERY
+        if now >= clock["expiry"]:
+            _expire_minutes(time.time())
+            clock["expiry"] = now + MINUTE
+
     async for event in stream.events():
         msg = event.message
-        rt = catalog.by_raw_topic[msg.topic]
         timestamp = msg.timestamp if msg.timestamp and msg.timestamp > 0 else time.time()
+        await _fill_skipped(msg.topic, msg.partition, msg.offset, score)
         if _already_scored(msg.topic, msg.partition, msg.offset, timestamp):
             log.info("skipped a second delivery of %s[%d]@%d", msg.topic, msg.partition, msg.offset)
             continue
-        source = {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset, "timestamp": timestamp}
-        entry = schema_registry.get(rt.subject) or await _registered(rt.subject)
-        outcome = rt.process(event.value, event.key, source, latest(entry) if entry else None, max_bytes)
-        await output_topics[outcome.topic].send(key=outcome.key, value=outcome.value)
-        for name in outcome.drift:
-            key = stat_key(msg.partition, rt.subject, name)
-            if schema_drift[key] + _pending.drift[key] == 0:  # first sighting on this partition
-                await events.send(key=rt.subject.encode(), value=event_message(
-                    "schema.drift", rt.subject, field=name, partition=msg.partition, offset=msg.offset))
-        _pending.add(msg.partition, rt.subject, outcome.tier or "dlq", outcome.failures, outcome.drift, timestamp)
-        if outcome.error:
-            log.warning("dead letter %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, outcome.error)
-        now = time.monotonic()
-        if now >= next_flush:
-            _flush()
-            next_flush = now + STATS_EVERY
-        if now >= next_expiry:
-            _expire_minutes(time.time())
-            next_expiry = now + MINUTE
+        await score(msg.topic, msg.partition, msg.offset, timestamp, event.key, event.value)

@@ -19,7 +19,7 @@ from .settings import DEV_BROKERS, Settings
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS = ("broker", "contracts", "gateway", "poll", "sample", "up")
+COMMANDS = ("broker", "contracts", "gateway", "hive-ddl", "kibana", "poll", "sample", "up")
 
 
 def _broker(args: argparse.Namespace, settings: Settings) -> int:
@@ -208,6 +208,9 @@ def _parser() -> argparse.ArgumentParser:
     u = sub.add_parser("up", help="broker + worker + gateway + sample data: the main job on embedded defaults")
     u.add_argument("--rate", type=float, default=5.0, help="sample records per second (0: none)")
     u.add_argument("--sample-delay", type=float, default=8.0, help="seconds before sample data starts")
+    from .cli_lake import add_parsers
+
+    add_parsers(sub)
     return parser
 
 
@@ -217,8 +220,10 @@ def main(argv: Sequence[str]) -> int:
         settings = Settings.from_env()
         if args.command == "broker" and args.kind is None:
             args.kind = settings.dev_broker
+        from .cli_lake import hive_ddl_command, kibana_command
+
         handler = {"broker": _broker, "contracts": _contracts, "gateway": _gateway, "poll": _poll,
-                   "sample": _sample, "up": _up}[args.command]
+                   "sample": _sample, "up": _up, "hive-ddl": hive_ddl_command, "kibana": kibana_command}[args.command]
         return handler(args, settings)
     except AtlasError as exc:
         print(f"error: {exc}", file=sys.stderr)

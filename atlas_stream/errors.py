@@ -7,7 +7,8 @@
     ├── ExprError                 a rule or derive expression does not parse (raised inside
     │                             ContractError when it comes from a contract)
     ├── RetriableError            the outside world is down (broker, database, lake); retry later
-    │   └── BrokerUnavailable     the Kafka-protocol broker could not be reached or started
+    │   ├── BrokerUnavailable     the Kafka-protocol broker could not be reached or started
+    │   └── LakeUnavailable       the lake's filesystem (local, S3, HDFS, WebHDFS) failed or is down
     └── RecordError               skippable: one record is bad; it goes to the DLQ with the reason
 """
 
@@ -19,6 +20,7 @@ __all__ = [
     "ConfigError",
     "ContractError",
     "ExprError",
+    "LakeUnavailable",
     "RecordError",
     "RetriableError",
     "SettingsError",
@@ -57,6 +59,10 @@ class RetriableError(AtlasError):
 
 class BrokerUnavailable(RetriableError):
     """The Kafka-protocol broker cannot be reached or could not be started."""
+
+
+class LakeUnavailable(RetriableError):
+    """The lake's filesystem failed or could not be reached; the message names the URI and what to check."""
 
 
 class RecordError(AtlasError):

@@ -122,6 +122,23 @@ class Settings:
     #: ATLAS_ADMIN_TOKEN: bearer token for web writes (``PUT /schemas/config/<subject>``); unset
     #: or empty refuses every write with 401. Never logged (excluded from :meth:`describe`).
     admin_token: str | None = field(default=None, repr=False)
+    #: ATLAS_SINK_FLUSH_ROWS: a window also closes when it holds this many rows.
+    sink_flush_rows: int = 50_000
+    #: ATLAS_SINK_FLUSH_BYTES: ... or this many bytes of tier messages.
+    sink_flush_bytes: int = 32 * 1024 * 1024
+    #: ATLAS_SINK_ROTATE_ROWS: a lake file is committed once it holds this many rows.
+    sink_rotate_rows: int = 1_000_000
+    #: ATLAS_SINK_ROTATE_BYTES: ... or once it is about this large.
+    sink_rotate_bytes: int = 256 * 1024 * 1024
+    #: ATLAS_SINK_ENABLED=0: this worker runs no sink agents (scoring only).
+    sink_enabled: bool = True
+    #: ATLAS_S3_ENDPOINT: S3 endpoint override (MinIO, moto, ...) for an s3:// lake. Credentials
+    #: and region come from the standard AWS environment (AWS_ACCESS_KEY_ID, ...).
+    s3_endpoint: str | None = None
+    #: ATLAS_ES_BULK_DOCS / ATLAS_ES_BULK_BYTES / ATLAS_ES_LINGER_SECONDS: Elasticsearch batches.
+    es_bulk_docs: int = 500
+    es_bulk_bytes: int = 5 * 1024 * 1024
+    es_linger_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -166,6 +183,15 @@ class Settings:
             sink_flush_seconds=_float("ATLAS_SINK_FLUSH_SECONDS", get("ATLAS_SINK_FLUSH_SECONDS", "10")),
             sink_rotate_seconds=_float("ATLAS_SINK_ROTATE_SECONDS", get("ATLAS_SINK_ROTATE_SECONDS", "300")),
             admin_token=get("ATLAS_ADMIN_TOKEN", "").strip() or None,
+            sink_flush_rows=_int("ATLAS_SINK_FLUSH_ROWS", get("ATLAS_SINK_FLUSH_ROWS", "50000"), 1),
+            sink_flush_bytes=_int("ATLAS_SINK_FLUSH_BYTES", get("ATLAS_SINK_FLUSH_BYTES", str(32 * 1024 * 1024)), 1024),
+            sink_rotate_rows=_int("ATLAS_SINK_ROTATE_ROWS", get("ATLAS_SINK_ROTATE_ROWS", "1000000"), 1),
+            sink_rotate_bytes=_int("ATLAS_SINK_ROTATE_BYTES", get("ATLAS_SINK_ROTATE_BYTES", str(256 * 1024 * 1024)), 1024),
+            sink_enabled=_bool("ATLAS_SINK_ENABLED", get("ATLAS_SINK_ENABLED", "1")),
+            s3_endpoint=get("ATLAS_S3_ENDPOINT", "").strip() or None,
+            es_bulk_docs=_int("ATLAS_ES_BULK_DOCS", get("ATLAS_ES_BULK_DOCS", "500"), 1),
+            es_bulk_bytes=_int("ATLAS_ES_BULK_BYTES", get("ATLAS_ES_BULK_BYTES", str(5 * 1024 * 1024)), 1024),
+            es_linger_seconds=_float("ATLAS_ES_LINGER_SECONDS", get("ATLAS_ES_LINGER_SECONDS", "1")),
         )
 
     @property

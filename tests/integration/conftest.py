@@ -73,3 +73,5 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     yield start
     for w in workers:
         w.stop()
+from .es_fixtures import noida_es  # noqa: E402,F401
+from .lake_fixtures import moto_s3, webhdfs  # noqa: E402,F401

@@ -20,7 +20,8 @@ def test_every_agent_and_table_module_is_discovered() -> None:
     missing = {m for m in _modules("agents") | _modules("tables") if m not in sys.modules}
     assert not missing, f"modules not imported by discovery: {missing}"
     assert {"agents.scoring.score_raw_records", "agents.registry.register_schemas",
-            "agents.observe.record_events", "agents.observe.track_source_status"} <= set(app.agents)
+            "agents.observe.record_events", "agents.observe.track_source_status",
+            "agents.sinks.sink_tier_records"} <= set(app.agents)
     assert {"tier_counts", "tier_counts_per_minute", "failure_counts", "last_seen", "schema_drift",
             "schema_registry", "event_log", "source_status"} <= set(app.tables)
     assert {"/", "/metrics", "/stats/", "/stats/{group}/{dataset}/", "/sources/", "/events/", "/schemas/subjects",

@@ -1,0 +1,119 @@
+"""Sink agents: tier topics -> Parquet files in the lake and documents in Elasticsearch.
+
+The tier topics are consumed with acks disabled: Faust never commits their offsets on its own.
+The router commits them once the files (or bulk requests) covering them are committed, and
+recovers where to go on from the committed file names (atlas_stream/sinks, docs/lake.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from faust.types import TP
+
+from atlas_stream.app import app, catalog, settings
+from atlas_stream.channels import events, output_topics
+from atlas_stream.messages import event_message
+from atlas_stream.model import Dataset, Feature
+from atlas_stream.sinks.lakefs import open_lake
+from atlas_stream.sinks.parquet import Limits
+from atlas_stream.sinks.probe import Probe
+from atlas_stream.sinks.router import SinkRouter, routes_for
+from tables.registry import schema_registry
+
+log = logging.getLogger(__name__)
+
+
+def _features_for(dataset: Dataset, version: int | None) -> tuple[Feature, ...]:
+    """The schema a tier message was scored against: its registry version, else the contract's."""
+    state = schema_registry.get(dataset.subject)
+    for entry in (state or {}).get("versions", ()):
+        if entry.get("version") == version:
+            return tuple(Feature.from_dict(f) for f in entry["schema"])
+    return dataset.schema
+
+
+async def _seek(topic: str, partition: int, offset: int) -> None:
+    await app.consumer.seek(TP(topic, partition), offset)
+
+
+async def _commit(offsets: dict[tuple[str, int], int]) -> None:
+    # Faust has no public call to commit chosen offsets; its driver's _commit is what Faust's own
+    # commit uses once it has worked the offsets out from acks (faust/transport/consumer.py).
+    await app.consumer._commit({TP(t, p): off for (t, p), off in offsets.items()})
+
+
+async def _send(topic: str, key: bytes | None, value: bytes) -> None:
+    await output_topics[topic].send(key=key, value=value)
+
+
+async def _event(kind: str, source: str, detail: dict[str, Any]) -> None:
+    await events.send(key=source.encode(), value=event_message(kind, source, **detail))
+
+
+def _make_router() -> SinkRouter:
+    lake = open_lake(settings.lake_uri, s3_endpoint=settings.s3_endpoint)
+    es = None
+    if settings.es_url:
+        from atlas_stream.sinks.elasticsearch import ElasticsearchSink
+
+        es = ElasticsearchSink(settings.es_url, max_docs=settings.es_bulk_docs, max_bytes=settings.es_bulk_bytes,
+                               linger_seconds=settings.es_linger_seconds)
+    limits = Limits(flush_seconds=settings.sink_flush_seconds, flush_rows=settings.sink_flush_rows,
+                    flush_bytes=settings.sink_flush_bytes, rotate_seconds=settings.sink_rotate_seconds,
+                    rotate_rows=settings.sink_rotate_rows, rotate_bytes=settings.sink_rotate_bytes)
+    return SinkRouter(catalog, lake=lake, es=es, limits=limits, staging=settings.data_dir / "sink-staging",
+                      features_for=_features_for, probe=Probe(settings.bootstrap_servers), seek=_seek,
+                      commit=_commit, send=_send, event=_event, max_message_bytes=settings.max_message_bytes)
+
+
+_routes = routes_for(catalog, parquet=True, elasticsearch=bool(settings.es_url)) if settings.sink_enabled else {}
+_router: SinkRouter | None = None
+_router_lock = asyncio.Lock()
+
+
+async def _get_router() -> SinkRouter:
+    """The router, made on first use (opening the lake may talk to it: not at import time)."""
+    global _router
+    async with _router_lock:
+        if _router is None:
+            router = await asyncio.to_thread(_make_router)
+            if router.es is not None:
+                await router.es.setup([rt.dataset for rt in catalog.datasets])
+            _router = router
+    return _router
+
+
+if _routes:
+    tier_records = app.topic(
+        *sorted(_routes), key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+        acks=False, internal=True, partitions=settings.topic_partitions,
+    )
+
+    @app.task
+    async def check_sink_destinations() -> None:
+        """Say clearly at startup when the lake cannot be reached (the writers keep retrying)."""
+        router = await _get_router()
+        try:
+            await asyncio.to_thread(router.lake.check) if router.lake else None
+        except Exception as exc:  # noqa: BLE001 - reported; records wait in Kafka meanwhile
+            log.error("the lake %s is not reachable (%s): records wait in Kafka until it is", settings.lake_uri, exc)
+
+    @app.agent(tier_records)
+    async def sink_tier_records(stream: Any) -> None:
+        router = await _get_router()
+        async for event in stream.events():
+            msg = event.message
+            await router.handle(msg.topic, msg.partition, msg.offset, event.value)
+
+    @app.timer(interval=1.0)
+    async def close_sink_windows() -> None:
+        if _router is not None:
+            await _router.tick()
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked_sink_partitions(app: Any, revoked: set[TP], **kwargs: Any) -> None:
+        if _router is not None:
+            await _router.revoke([(tp.topic, tp.partition) for tp in revoked if tp.topic in _routes])
