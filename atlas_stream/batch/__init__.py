@@ -1,0 +1,1 @@
+"""Batch adapters: files and database tables scored on Arrow record batches into the lake."""
