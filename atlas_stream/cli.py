@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from .batch import add_arguments as add_batch_arguments
 from .contracts import check_contracts, load_contracts
 from .devbroker import DevBroker, wait_for_kafka
 from .errors import AtlasError, BrokerUnavailable
@@ -19,7 +20,7 @@ from .settings import DEV_BROKERS, Settings
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS = ("broker", "contracts", "gateway", "poll", "sample", "up")
+COMMANDS = ("batch", "broker", "contracts", "gateway", "poll", "sample", "up")
 
 
 def _broker(args: argparse.Namespace, settings: Settings) -> int:
@@ -180,6 +181,12 @@ def _poll(args: argparse.Namespace, settings: Settings) -> int:
     return run_poller(args, settings)
 
 
+def _batch(args: argparse.Namespace, settings: Settings) -> int:
+    from .batch.run import run_batch
+
+    return run_batch(args, settings)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m atlas_stream")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -205,6 +212,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="only this dataset")
     p.add_argument("--once", action="store_true", help="process what is there now, then exit")
     p.add_argument("--interval", type=float, default=None, help="seconds between polls")
+    add_batch_arguments(sub.add_parser("batch", help="score an fs or rdbms contract's files or tables into the lake"))
     u = sub.add_parser("up", help="broker + worker + gateway + sample data: the main job on embedded defaults")
     u.add_argument("--rate", type=float, default=5.0, help="sample records per second (0: none)")
     u.add_argument("--sample-delay", type=float, default=8.0, help="seconds before sample data starts")
@@ -217,8 +225,8 @@ def main(argv: Sequence[str]) -> int:
         settings = Settings.from_env()
         if args.command == "broker" and args.kind is None:
             args.kind = settings.dev_broker
-        handler = {"broker": _broker, "contracts": _contracts, "gateway": _gateway, "poll": _poll,
-                   "sample": _sample, "up": _up}[args.command]
+        handler = {"batch": _batch, "broker": _broker, "contracts": _contracts, "gateway": _gateway,
+                   "poll": _poll, "sample": _sample, "up": _up}[args.command]
         return handler(args, settings)
     except AtlasError as exc:
         print(f"error: {exc}", file=sys.stderr)
