@@ -109,11 +109,15 @@ def _pattern_check(feature: Feature) -> Predicate:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         re2 = None  # a construct RE2 lacks (backreferences, lookaround): Python for every row
 
+    # RE2 and Python's re agree on ASCII text, except that Python's \s also matches \x0b and
+    # \x1c-\x1f: with \s or \S in the pattern only printable ASCII text is left to RE2.
+    spaces = "\\s" in rx.pattern or "\\S" in rx.pattern
+
     def check(c: Coerced, raw: Any) -> Mask:
         text = canonical(c, dtype, raw)
         if re2 is not None:
-            # RE2 and Python's re agree on printable ASCII; other text is Python's to match.
-            simple = to_mask(pc.match_substring_regex(text, _PRINTABLE))
+            # Other text is Python's to match, one value at a time.
+            simple = to_mask(pc.match_substring_regex(text, _PRINTABLE) if spaces else pc.string_is_ascii(text))
             out = pc.and_(to_mask(pc.match_substring_regex(text, re2)), simple)
             slow = nonzero(pc.and_(c.ok, pc.invert(simple)))
         else:

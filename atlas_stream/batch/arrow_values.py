@@ -14,7 +14,6 @@ fields may also hold date32 and timestamp arrays (an expression can return a fie
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -52,8 +51,10 @@ __all__ = [
     "to_mask",
 ]
 
-#: Every character ``str.strip()`` removes: Python's whitespace, which is not Arrow's.
-PY_WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+#: Every character ``str.strip()`` removes: Python's whitespace, which is not Arrow's
+#: (a unit test checks it against ``str.isspace`` over all of Unicode).
+PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+                 "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 
 Mask: TypeAlias = pa.Array  # booleans, one per row, never null
 Values: TypeAlias = "pa.Array | list[Any]"  # a list: Python objects (mixed JSON kinds, nested values)
@@ -181,7 +182,11 @@ def _text_fast(t: pa.Array, regex: str) -> tuple[pa.Array, Mask]:
     return pc.if_else(fast, t, "0"), fast
 
 
-def _int_from_text(t: pa.Array) -> Vector:
+def _int_from_text(t: pa.Array, wanted: Mask) -> Vector:
+    guarded, plain = _text_fast(t, r"^-?[0-9]{1,18}$")
+    value = pc.cast(guarded, _I64)
+    if not any_(pc.and_(wanted, pc.invert(plain))):
+        return value, plain, pc.invert(plain)
     guarded, fast = _text_fast(t, r"^[+-]?[0-9]{1,18}(?:\.0*)?$")
     digits = pc.replace_substring_regex(guarded, r"^\+|\.0*$", "")
     return pc.cast(digits, _I64), fast, pc.invert(fast)
@@ -195,8 +200,14 @@ def _float_from_text(t: pa.Array) -> Vector:
 _DEC_PARTS = r"^(?P<sign>[+-]?)0*(?P<int>[0-9]*?)(?:\.(?P<frac>[0-9]*?)0*)?$"
 
 
-def _decimal_from_text(t: pa.Array, dtype: DType) -> Vector:
+def _decimal_from_text(t: pa.Array, dtype: DType, wanted: Mask | None = None) -> Vector:
     precision, scale = dtype.precision or 38, dtype.scale or 0
+    if wanted is not None:
+        # Common case: at most p-s digits before the point and s after: Arrow's cast is exact.
+        frac = rf"(?:\.[0-9]{{0,{scale}}})?" if scale else r"\.?"
+        guarded, plain = _text_fast(t, rf"^[+-]?[0-9]{{1,{precision - scale}}}{frac}$")
+        if precision - scale > 0 and not any_(pc.and_(wanted, pc.invert(plain))):
+            return pc.cast(guarded, pa.decimal128(precision, scale)), plain, pc.invert(plain)
     guarded, fast = _text_fast(t, r"^[+-]?(?:[0-9]{1,38}(?:\.[0-9]{0,38})?|\.[0-9]{1,38})$")
     parts = pc.extract_regex(guarded, _DEC_PARTS)
     sign = pc.if_else(pc.equal(parts.field("sign"), "-"), "-", "")
@@ -275,7 +286,34 @@ _MIN_US = (date(1, 1, 1) - _EPOCH_DATE).days * _US_PER_DAY
 _MAX_US = ((date(9999, 12, 31) - _EPOCH_DATE).days + 1) * _US_PER_DAY - 1
 
 
-def _timestamp_from_text(t: pa.Array) -> Vector:
+_HMS = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+_YMD = r"^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+_ZONED = _YMD + r"[T ]" + _HMS + r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+_NAIVE = _YMD + r"(?:[T ]" + _HMS + r")?$"
+
+
+def _timestamp_from_text(t: pa.Array, wanted: Mask) -> Vector:
+    """Plain ISO layouts through Arrow's cast (zoned, then naive = UTC); anything else, or a
+    batch where Arrow refuses one of them (Feb 30th), through the field-by-field reading."""
+    try:
+        guarded, zoned = _text_fast(t, _ZONED)
+        value = pc.cast(pc.if_else(zoned, guarded, "1970-01-01T00:00:00Z"), _UTC_US)
+        fast = zoned
+        rest = pc.and_(wanted, pc.invert(zoned))
+        if any_(rest):
+            guarded, naive = _text_fast(t, _NAIVE)
+            naive = pc.and_(naive, rest)
+            local = pc.cast(pc.cast(pc.if_else(naive, guarded, "1970-01-01"), pa.timestamp("us")), _UTC_US)
+            value = pc.if_else(naive, local, value)
+            fast = pc.or_(fast, naive)
+    except pa.ArrowInvalid:
+        return _timestamp_fields(t)
+    us = pc.cast(value, _I64)
+    fast = pc.and_(fast, pc.and_(pc.greater_equal(us, _MIN_US), pc.less_equal(us, _MAX_US)))
+    return value, fast, pc.invert(fast)
+
+
+def _timestamp_fields(t: pa.Array) -> Vector:
     parts = pc.extract_regex(t, _TS_PARTS)
     matched = to_mask(parts.is_valid())
     y, m, d = _part(parts, "Y"), _part(parts, "M"), _part(parts, "D")
@@ -299,23 +337,23 @@ def _timestamp_from_text(t: pa.Array) -> Vector:
     return pc.cast(pc.if_else(fast, us, 0), _UTC_US), fast, pc.invert(fast)
 
 
-def _from_text(t_raw: pa.Array, dtype: DType) -> Vector:
+def _from_text(t_raw: pa.Array, dtype: DType, wanted: Mask) -> Vector:
     name = dtype.name
     n = len(t_raw)
     if name == "string":
         return t_raw, full(n, True), full(n, False)
     t = pc.utf8_trim(t_raw, PY_WHITESPACE)
     if name in ("int", "bigint"):
-        return _int_from_text(t)
+        return _int_from_text(t, wanted)
     if name in ("float", "double"):
         return _float_from_text(t)
     if name == "decimal":
-        return _decimal_from_text(t, dtype)
+        return _decimal_from_text(t, dtype, wanted)
     if name == "bool":
         return _bool_from_text(t)
     if name == "date":
         return _date_from_text(t)
-    return _timestamp_from_text(t)
+    return _timestamp_from_text(t, wanted)
 
 
 def _from_int(v: pa.Array, dtype: DType) -> Vector:
@@ -362,7 +400,7 @@ def _from_float(v: pa.Array, dtype: DType) -> Vector:
     return None, no, no
 
 
-def _vector(values: Values, dtype: DType) -> Vector:
+def _vector(values: Values, dtype: DType, wanted: Mask) -> Vector:
     """(typed values, readable, hard) over every row; hard rows are left to Python."""
     if isinstance(values, list):
         n = len(values)
@@ -371,7 +409,7 @@ def _vector(values: Values, dtype: DType) -> Vector:
     n = len(values)
     yes, no = full(n, True), full(n, False)
     if pa.types.is_string(t):
-        return _from_text(values, dtype)
+        return _from_text(values, dtype, wanted)
     if t == _I64:
         return _from_int(values, dtype)
     if t == pa.float64():
@@ -407,7 +445,7 @@ def coerce_column(values: Values, dtype: DType, wanted: Mask) -> Coerced:
     """Read ``values`` as ``dtype`` in the rows of ``wanted`` (the non-missing ones)."""
     typ = arrow_type(dtype)
     n = len(values)
-    arr, ok, hard = _vector(values, dtype)
+    arr, ok, hard = _vector(values, dtype, wanted)
     hard = pc.and_(hard, wanted)
     ok = pc.and_(pc.and_(ok, wanted), pc.invert(hard))
     out = arr if arr is not None else pa.nulls(n, typ)

@@ -33,7 +33,7 @@ from .records import columns_from_records
 __all__ = ["BatchInputError", "FileInput", "RawBatch", "find_files"]
 
 #: pyarrow CSV block size: one batch holds about this many bytes of the file.
-CSV_BLOCK_BYTES = 4 * 1024 * 1024
+CSV_BLOCK_BYTES = 2 * 1024 * 1024
 _TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".filepart")
 
 

@@ -11,7 +11,10 @@ import argparse
 import asyncio
 import json
 import sys
+import os
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Iterator, Protocol
 
@@ -19,15 +22,12 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..contracts import load_contracts
 from ..errors import AtlasError, ConfigError
 from ..lake import dataset_features, lake_schema
 from ..messages import record_key
 from ..model import Contract, Dataset
 from ..settings import Settings
-from ..sources.base import select_datasets, source_key_fields
-from ..sources.database_config import safe_url
-from ..sources.poll import _contract
-from ..sources.publisher import OutRecord, Publisher
 from ..topics import raw_topic
 from .arrow_quality import BatchScorer, ScoredBatch
 from .arrow_values import json_default
@@ -41,6 +41,8 @@ __all__ = ["BATCH_KINDS", "run_batch"]
 BATCH_KINDS = ("fs", "rdbms")
 #: Rows per batch for Parquet, JSON and databases when neither --fetch-size nor the contract says.
 DEFAULT_ROWS = 50_000
+#: Threads scoring batches while the main thread reads and writes.
+WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
 class Input(Protocol):
@@ -51,9 +53,28 @@ class Input(Protocol):
     def batches(self) -> Iterator[RawBatch]: ...
 
 
+def _contract(settings: Settings, group: str) -> Contract:
+    contracts = load_contracts(settings.metadata_dir)
+    for contract in contracts:
+        if contract.group == group:
+            return contract
+    known = ", ".join(sorted(c.group for c in contracts)) or "none"
+    raise ConfigError(f"no contract with ocs_group_name {group!r} in {settings.metadata_dir} (known: {known})")
+
+
+def _datasets(contract: Contract, name: str | None) -> list[Dataset]:
+    chosen = [ds for ds in contract.datasets if name is None or ds.name == name]
+    if not chosen:
+        names = ", ".join(ds.name for ds in contract.datasets)
+        raise ConfigError(f"contract {contract.group!r} has no dataset {name!r} (it has: {names})")
+    return chosen
+
+
 def _input(contract: Contract, ds: Dataset, settings: Settings, fetch_size: int | None) -> tuple[Input, str]:
     """The dataset's input and the text that identifies it across runs."""
     if contract.source_type == "rdbms":
+        # SQLAlchemy is imported only for database contracts (start-up time of file runs).
+        from ..sources.database_config import safe_url
         from .database import DatabaseInput
 
         db = DatabaseInput(contract, ds, fetch_size)
@@ -69,7 +90,7 @@ def run_batch(args: argparse.Namespace, settings: Settings) -> int:
                           f"command reads {' and '.join(BATCH_KINDS)} contracts")
     if args.fetch_size is not None and args.fetch_size < 1:
         raise ConfigError(f"--fetch-size {args.fetch_size}: must be at least 1")
-    datasets = select_datasets(contract, args.dataset)
+    datasets = _datasets(contract, args.dataset)
     started = datetime.now(timezone.utc)
     summary = Summary(contract.group, "kafka" if args.to_kafka else "lake")
     clock = time.monotonic()
@@ -100,6 +121,9 @@ def _count(summary: Summary, ds: Dataset, raw: RawBatch) -> dict[str, Any]:
 
 
 def _to_lake(source: Input, key: str, ds: Dataset, settings: Settings, started: datetime, summary: Summary) -> None:
+    """Read, score and write one dataset. Batches are scored by a small thread pool (Arrow's
+    kernels release the GIL) while this thread writes the previous ones, in input order; at most
+    ``WORKERS + 1`` batches are in memory at a time."""
     features = dataset_features(ds)
     schema = lake_schema(features)
     scorer = BatchScorer(ds.schema, ds.quality, ds.transformations, ds.source_features, ds.null_values)
@@ -109,19 +133,40 @@ def _to_lake(source: Input, key: str, ds: Dataset, settings: Settings, started: 
     tiers = [t for t in ("gold", "silver", "bronze", "rejected") if t in ds.destination.parquet_tiers]
     ingested = pa.scalar(started, pa.timestamp("us", tz="UTC"))
     progress = Progress(ds.subject, source.total, source.unit)
+
+    def score(raw: RawBatch) -> tuple[ScoredBatch, list[tuple[str, pa.Table]]] | None:
+        if not raw.n:
+            return None
+        scored = scorer.score(raw.cols, raw.n, started)
+        table = _lake_table(scored, features, schema, raw, ingested)
+        return scored, [(tier, table.filter(pc.equal(scored.tier, tier))) for tier in tiers]
+
+    def finish(raw: RawBatch, job: Future[Any]) -> None:
+        stats = _count(summary, ds, raw)
+        result = job.result()
+        if result is not None:
+            scored, parts = result
+            for tier, count in _tier_counts(scored):
+                stats["tiers"][tier] = stats["tiers"].get(tier, 0) + count
+            for name, count in scored.failure_counts.items():
+                stats["failures"][name] = stats["failures"].get(name, 0) + count
+            for tier, part in parts:
+                writer.write(tier, part)
+        progress.update(raw.n, raw.done, source.total)
+
+    pending: deque[tuple[RawBatch, Future[Any]]] = deque()
     try:
-        for raw in source.batches():
-            stats = _count(summary, ds, raw)
-            if raw.n:
-                scored = scorer.score(raw.cols, raw.n, started)
-                table = _lake_table(scored, features, schema, raw, ingested)
-                for tier, count in _tier_counts(scored):
-                    stats["tiers"][tier] = stats["tiers"].get(tier, 0) + count
-                for name, count in scored.failure_counts.items():
-                    stats["failures"][name] = stats["failures"].get(name, 0) + count
-                for tier in tiers:
-                    writer.write(tier, table.filter(pc.equal(scored.tier, tier)))
-            progress.update(raw.n, raw.done, source.total)
+        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="atlas-batch") as pool:
+            try:
+                for raw in source.batches():
+                    pending.append((raw, pool.submit(score, raw)))
+                    while len(pending) > WORKERS:
+                        finish(*pending.popleft())
+                while pending:
+                    finish(*pending.popleft())
+            finally:
+                for _, job in pending:
+                    job.cancel()
         summary.dataset(ds.name)["files"] += writer.commit()
     except BaseException:
         writer.abort()
@@ -149,6 +194,9 @@ def _lake_table(scored: ScoredBatch, features: Any, schema: pa.Schema, raw: RawB
 
 
 async def _publish(source: Input, ds: Dataset, settings: Settings, summary: Summary) -> None:
+    from ..sources.base import source_key_fields
+    from ..sources.publisher import OutRecord, Publisher
+
     topic = raw_topic(ds.group, ds.name)
     keys = source_key_fields(ds)
     source_id = f"batch:{ds.group}.{ds.name}"

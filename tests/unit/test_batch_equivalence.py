@@ -212,3 +212,37 @@ def test_sample_contracts_match(file: str, as_text: bool) -> None:
                     rec.setdefault(name, gen.rng.choice(["", "NA", "-", " "]))
             records.append(rec)
         assert_same(stream, batch, records)
+
+
+def test_plain_columns_take_the_fast_paths_and_still_match() -> None:
+    """Whole batches of ordinary values (Arrow's casts alone), then the same with one value
+    Arrow's cast refuses (Feb 30th) or reads only in the slow path."""
+    rng = random.Random(9)
+    plain = {
+        "i": lambda: str(rng.randint(-5, 2000)),
+        "b": lambda: str(rng.choice([12, -3, 0, 1, 77])),
+        "f": lambda: f"{rng.uniform(-5, 50):.3f}",
+        "d": lambda: rng.choice(["1.5", "12.", "999.99", "-0.50", "+3.25", "1000.00", "0.001"]),
+        "d0": lambda: rng.choice(["12", "12.", "-7", "123456789012345678901234567890"]),
+        "s": lambda: rng.choice(["Ann", "Bob", "straße"]),
+        "flag": lambda: rng.choice(["true", "no"]),
+        "day": lambda: rng.choice(["2025-03-01", "2025-12-31", "2024-02-29"]),
+        "ts": lambda: rng.choice(["2025-05-30T10:00:00Z", "2025-05-31 23:59:59.5+02:00", "2025-06-01T11:00",
+                                  "2025-05-30", "2025-05-29T00:00:00.123456-05:30", "0001-01-01T00:30:00+01:00"]),
+    }
+    args = (FUZZ_SCHEMA, FUZZ_QUALITY, (), FUZZ_SCHEMA, frozenset({"NA"}))
+    stream, batch = DatasetScorer(*args), BatchScorer(*args)
+    records = [{name: make() for name, make in plain.items()} for _ in range(400)]
+    assert_same(stream, batch, records)
+    records[7]["ts"] = "2025-02-30T10:00:00Z"
+    records[8]["d"] = "1e2"
+    records[9]["i"] = "+12.000"
+    assert_same(stream, batch, records)
+
+
+def test_python_whitespace_is_complete() -> None:
+    import sys
+
+    from atlas_stream.batch.arrow_values import PY_WHITESPACE
+
+    assert PY_WHITESPACE == "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
