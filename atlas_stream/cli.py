@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from .batch import add_arguments as add_batch_arguments
 from .contracts import check_contracts, load_contracts
 from .devbroker import DevBroker, wait_for_kafka
 from .errors import AtlasError, BrokerUnavailable
@@ -19,7 +20,7 @@ from .settings import DEV_BROKERS, Settings
 
 __all__ = ["COMMANDS", "main"]
 
-COMMANDS = ("broker", "contracts", "gateway", "hive-ddl", "kibana", "poll", "sample", "up")
+COMMANDS = ("batch", "broker", "contracts", "gateway", "hive-ddl", "kibana", "poll", "sample", "up")
 
 
 def _broker(args: argparse.Namespace, settings: Settings) -> int:
@@ -180,6 +181,12 @@ def _poll(args: argparse.Namespace, settings: Settings) -> int:
     return run_poller(args, settings)
 
 
+def _batch(args: argparse.Namespace, settings: Settings) -> int:
+    from .batch.run import run_batch
+
+    return run_batch(args, settings)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m atlas_stream")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -205,6 +212,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="only this dataset")
     p.add_argument("--once", action="store_true", help="process what is there now, then exit")
     p.add_argument("--interval", type=float, default=None, help="seconds between polls")
+    add_batch_arguments(sub.add_parser("batch", help="score an fs or rdbms contract's files or tables into the lake"))
     u = sub.add_parser("up", help="broker + worker + gateway + sample data: the main job on embedded defaults")
     u.add_argument("--rate", type=float, default=5.0, help="sample records per second (0: none)")
     u.add_argument("--sample-delay", type=float, default=8.0, help="seconds before sample data starts")
@@ -222,8 +230,9 @@ def main(argv: Sequence[str]) -> int:
             args.kind = settings.dev_broker
         from .cli_lake import hive_ddl_command, kibana_command
 
-        handler = {"broker": _broker, "contracts": _contracts, "gateway": _gateway, "poll": _poll,
-                   "sample": _sample, "up": _up, "hive-ddl": hive_ddl_command, "kibana": kibana_command}[args.command]
+        handler = {"batch": _batch, "broker": _broker, "contracts": _contracts, "gateway": _gateway,
+                   "poll": _poll, "sample": _sample, "up": _up, "hive-ddl": hive_ddl_command,
+                   "kibana": kibana_command}[args.command]
         return handler(args, settings)
     except AtlasError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,21 @@
+"""Batch adapters: files and database tables scored on Arrow record batches into the lake.
+
+Modules: arrow_values (coercion), arrow_expr (rule language), arrow_transform, arrow_quality
+(scoring), readers and database (inputs), writer (lake output), progress, run (the command).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_arguments"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``batch`` command's options (kept here so that building the CLI imports no pyarrow)."""
+    p.add_argument("--ocs", required=True, help="the contract's ocs_group_name (an fs or rdbms contract)")
+    p.add_argument("--dataset", default=None, help="only this dataset")
+    p.add_argument("--fetch-size", type=int, default=None,
+                   help="rows per batch (database fetchmany size; Parquet and JSON batches)")
+    p.add_argument("--to-kafka", action="store_true", help="publish the rows to the raw topics instead (backfill)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -1,0 +1,318 @@
+"""Vectorised scoring: a batch of raw columns -> typed features, tier, score and failures per row.
+
+Same checks, order, score and tier as :class:`atlas_stream.quality.DatasetScorer` (see
+docs/quality.md); each check is a boolean mask over the batch. Failure lists are built from a
+(rows x checks) matrix, so that every row lists its failures in the documented order.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
+from typing import Any, Callable, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..dtypes import INT64_MAX, INT64_MIN, CoercionError, coercer, parse_bound
+from ..expr import compile_expr
+from ..model import Feature, QualityConfig, Transformation
+from .arrow_expr import FAILED, ArrowExpr, NotVectorised, dtype_kind, python_rows
+from .arrow_transform import ArrowTransformer, Columns, field_env
+from .arrow_values import Coerced, Mask, any_, canonical, coerce_column, full, missing_mask, nonzero, to_mask
+
+__all__ = ["BatchScorer", "ScoredBatch"]
+
+_UTC = timezone.utc
+_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+_US = timedelta(microseconds=1)
+
+Predicate = Callable[[Coerced, Any], Mask]
+
+
+@dataclass
+class ScoredBatch:
+    """One scored batch: the schema features (typed, null when missing or not of their type),
+    and per row the tier, score and failures, plus the failure count of each check."""
+
+    features: dict[str, pa.Array]
+    tier: pa.Array
+    score: pa.Array
+    failures: pa.Array
+    failure_counts: dict[str, int]
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.tier)
+
+
+def _scalar(value: Any, typ: pa.DataType) -> pa.Scalar:
+    if isinstance(value, datetime):
+        return pa.scalar((value - _EPOCH) // _US, pa.int64()).cast(typ)
+    return pa.scalar(value, typ)
+
+
+def _int_bound(bound: Any, is_min: bool) -> int | None:
+    """An int field's bound as an int with the same meaning (v >= 0.5 <=> v >= 1)."""
+    if isinstance(bound, int):
+        return bound
+    b = Decimal(repr(bound)) if isinstance(bound, float) else Decimal(bound)
+    return int(b.to_integral_value(ROUND_CEILING if is_min else ROUND_FLOOR))
+
+
+def _bound_check(feature: Feature, is_min: bool) -> Predicate:
+    dtype = feature.dtype
+    bound = parse_bound(feature.min if is_min else feature.max, dtype)
+    cmp = pc.greater_equal if is_min else pc.less_equal
+    name = dtype.name
+    if name in ("int", "bigint"):
+        b = _int_bound(bound, is_min)
+        assert b is not None
+        if b > INT64_MAX or b < INT64_MIN:
+            everything = (b < INT64_MIN) if is_min else (b > INT64_MAX)
+            return lambda c, _: full(len(c.ok), everything)
+        return lambda c, _: to_mask(cmp(c.values, pa.scalar(b, pa.int64())))
+    if name in ("float", "double"):
+        fb = float(bound)
+        if fb != bound:  # an int bound beyond 2**53: compare exactly in Python
+            return lambda c, _: pa.array([v is not None and (v >= bound if is_min else v <= bound)
+                                          for v in c.values.to_pylist()], pa.bool_())
+        return lambda c, _: to_mask(cmp(c.values, fb))
+    if name == "decimal":
+        precision, scale = dtype.precision or 38, dtype.scale or 0
+        with localcontext() as ctx:
+            ctx.prec = 400  # exact: a bound may have any number of digits
+            q = Decimal(1).scaleb(-scale)
+            db = Decimal(bound).quantize(q, ROUND_CEILING if is_min else ROUND_FLOOR)
+            largest = Decimal(10) ** (precision - scale) - q
+        if db > largest or db < -largest:
+            all_pass = (db < -largest) if is_min else (db > largest)
+            return lambda c, _: full(len(c.ok), all_pass)
+        scalar = pa.scalar(db, pa.decimal128(precision, scale))
+        return lambda c, _: to_mask(cmp(c.values, scalar))
+    typ = pa.date32() if name == "date" else pa.timestamp("us", tz="UTC")
+    scalar = _scalar(bound, typ)
+    return lambda c, _: to_mask(cmp(c.values, scalar))
+
+
+_PRINTABLE = r"^[\x20-\x7e]*$"
+
+
+def _pattern_check(feature: Feature) -> Predicate:
+    rx = re.compile(feature.pattern or "")
+    dtype = feature.dtype
+    try:
+        pa.compute.match_substring_regex(pa.array(["x"]), r"\A(?:" + rx.pattern + r")\z")
+        re2: str | None = r"\A(?:" + rx.pattern + r")\z"
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        re2 = None  # a construct RE2 lacks (backreferences, lookaround): Python for every row
+
+    # RE2 and Python's re agree on ASCII text, except that Python's \s also matches \x0b and
+    # \x1c-\x1f: with \s or \S in the pattern only printable ASCII text is left to RE2.
+    spaces = "\\s" in rx.pattern or "\\S" in rx.pattern
+
+    def check(c: Coerced, raw: Any) -> Mask:
+        text = canonical(c, dtype, raw)
+        if re2 is not None:
+            # Other text is Python's to match, one value at a time.
+            simple = to_mask(pc.match_substring_regex(text, _PRINTABLE) if spaces else pc.string_is_ascii(text))
+            out = pc.and_(to_mask(pc.match_substring_regex(text, re2)), simple)
+            slow = nonzero(pc.and_(c.ok, pc.invert(simple)))
+        else:
+            out = full(len(text), False)
+            slow = nonzero(c.ok)
+        if slow:
+            matched = [rx.fullmatch(text[i].as_py()) is not None for i in slow]
+            out = pc.replace_with_mask(out, _flags(len(text), slow), pa.array(matched, pa.bool_()))
+        return out
+
+    return check
+
+
+def _allowed_check(feature: Feature) -> Predicate:
+    dtype = feature.dtype
+    conv = coercer(dtype)
+    try:
+        allowed = [conv(a) for a in feature.allowed or ()]
+    except CoercionError as exc:
+        raise ValueError(f"{feature.name}: allowed value does not fit {dtype}: {exc}") from None
+    from ..lake import arrow_type
+
+    typ = arrow_type(dtype)
+    if dtype.name == "timestamp":
+        value_set = pa.array([(v - _EPOCH) // _US for v in allowed], pa.int64()).cast(typ)
+    else:
+        value_set = pa.array(allowed, typ)
+    if pa.types.is_floating(typ):
+        value_set = pc.add(value_set, 0.0)  # -0.0 == 0.0, as in a Python set
+
+        def check_float(c: Coerced, _: Any) -> Mask:
+            return to_mask(pc.is_in(pc.add(c.values, 0.0), value_set))
+        return check_float
+    return lambda c, _: to_mask(pc.is_in(c.values, value_set))
+
+
+def _length_check(feature: Feature) -> Predicate:
+    limit = feature.max_length
+    dtype = feature.dtype
+    return lambda c, raw: to_mask(pc.less_equal(pc.utf8_length(canonical(c, dtype, raw)), limit))
+
+
+def _constraints(feature: Feature) -> tuple[tuple[Predicate, str], ...]:
+    name = feature.name
+    out: list[tuple[Predicate, str]] = []
+    if feature.min is not None:
+        out.append((_bound_check(feature, True), f"min:{name}"))
+    if feature.max is not None:
+        out.append((_bound_check(feature, False), f"max:{name}"))
+    if feature.pattern is not None:
+        out.append((_pattern_check(feature), f"pattern:{name}"))
+    if feature.allowed is not None:
+        out.append((_allowed_check(feature), f"allowed:{name}"))
+    if feature.max_length is not None:
+        out.append((_length_check(feature), f"max_length:{name}"))
+    return tuple(out)
+
+
+class BatchScorer:
+    """Scores batches of one dataset against one schema, with the stream's exact semantics."""
+
+    def __init__(self, schema: Sequence[Feature], quality: QualityConfig,
+                 transformations: Sequence[Transformation] = (),
+                 source_features: Sequence[Feature] | None = None,
+                 null_values: frozenset[str] = frozenset()) -> None:
+        self.schema = tuple(schema)
+        self.null_values = frozenset(null_values)
+        self.transformer = ArrowTransformer(tuple(schema if source_features is None else source_features),
+                                            transformations, self.null_values)
+        self.names = frozenset(f.name for f in self.schema)
+        self._plans = tuple((f, _constraints(f)) for f in self.schema)
+        self._gold = float(quality.tiers.get("gold", 1.0))
+        self._silver = float(quality.tiers.get("silver", 0.8))
+        self._rules = tuple((ArrowExpr(compile_expr(r.expr)), f"rule:{r.name}") for r in quality.rules)
+        self._event: str | None = None
+        self._freshness_us = 0
+        by_name = {f.name: f for f in self.schema}
+        if quality.event_time is not None and quality.freshness is not None and quality.event_time in by_name:
+            if not by_name[quality.event_time].dtype.is_temporal:
+                raise ValueError(f"event_time field {quality.event_time!r} must be a date or timestamp")
+            self._event = quality.event_time
+            self._freshness_us = quality.freshness // _US
+        names: list[str] = []
+        for f, checks in self._plans:
+            names += [f"completeness:{f.name}", f"type:{f.name}", *(fail for _, fail in checks)]
+        names.append("schema")
+        if self._event is not None:
+            names.append("freshness")
+        names += [fail for _, fail in self._rules]
+        self.check_names: tuple[str, ...] = tuple(names)
+        self._names_array = pa.array(names, pa.string())
+        self._dtypes = {f.name: f.dtype for f in self.schema}
+
+    def score(self, cols: Columns, n: int, ingest_time: datetime) -> ScoredBatch:
+        """Transform and score ``n`` rows of raw columns (``ingest_time`` naive means UTC)."""
+        cols = self.transformer.apply(cols, n)
+        nulls = self.null_values
+        fails: list[Mask] = []
+        counted = pa.repeat(pa.scalar(0, pa.int64()), n)
+        critical = full(n, False)
+        typed: dict[str, Coerced] = {}
+        for f, checks in self._plans:
+            col = cols.get(f.name)
+            missing = missing_mask(col, n, nulls)
+            present = pc.invert(missing)
+            coerced = coerce_column(col.values if col is not None else pa.nulls(n), f.dtype, present)
+            typed[f.name] = coerced
+            valid = coerced.ok
+            bad_type = pc.and_(present, pc.invert(valid))
+            fails += [missing, bad_type]
+            counted = pc.add(counted, pc.add(pc.add(_int(present), pc.multiply(_int(valid), len(checks))), 1))
+            if f.required:
+                critical = pc.or_(critical, pc.or_(missing, bad_type))
+            raw = col.values if col is not None else None
+            for pred, _ in checks:
+                fails.append(pc.and_(valid, pc.invert(pred(coerced, raw))))
+        counted = pc.add(counted, 1)
+        fails.append(self._schema_fail(cols, n))
+        if self._event is not None:
+            event = typed[self._event]
+            counted = pc.add(counted, _int(event.ok))
+            fails.append(pc.and_(event.ok, pc.invert(self._fresh(event.values, ingest_time))))
+        for compiled, _ in self._rules:
+            applies, passed = self._rule(compiled, typed, n)
+            counted = pc.add(counted, _int(applies))
+            fails.append(pc.and_(applies, pc.invert(passed)))
+        return self._outcome(fails, counted, critical, typed, n)
+
+    def _outcome(self, fails: list[Mask], counted: pa.Array, critical: Mask, typed: dict[str, Coerced],
+                 n: int) -> ScoredBatch:
+        k = len(fails)
+        nfail = pa.repeat(pa.scalar(0, pa.int64()), n)
+        keys: list[pa.Array] = []
+        counts: dict[str, int] = {}
+        for j, (mask, name) in enumerate(zip(fails, self.check_names)):
+            rows = pc.indices_nonzero(mask)
+            if len(rows):
+                counts[name] = len(rows)
+                nfail = pc.add(nfail, _int(mask))
+                keys.append(pc.add(pc.multiply(pc.cast(rows, pa.int64()), k), j))
+        # Row-major order of (row, check): each row's failures in the order of the checks.
+        key = pc.sort_indices(pa.chunked_array(keys, pa.int64())) if keys else None
+        flat = pa.chunked_array(keys, pa.int64()).take(key).combine_chunks() if key is not None else pa.array([], pa.int64())
+        which = pc.subtract(flat, pc.multiply(pc.divide(flat, k), k)) if k else flat
+        offsets = pa.concat_arrays([pa.array([0], pa.int64()), pc.cumulative_sum(nfail)]) if n else pa.array([0], pa.int64())
+        failures = pa.ListArray.from_arrays(pc.cast(offsets, pa.int32()), self._names_array.take(which))
+        score = pc.divide(pc.cast(pc.subtract(counted, nfail), pa.float64()), pc.cast(counted, pa.float64()))
+        tier = pc.if_else(critical, "rejected",
+                          pc.if_else(pc.greater_equal(score, self._gold), "gold",
+                                     pc.if_else(pc.greater_equal(score, self._silver), "silver", "bronze")))
+        features = {f.name: typed[f.name].values for f in self.schema}
+        return ScoredBatch(features, tier, score, failures, counts)
+
+    def _schema_fail(self, cols: Columns, n: int) -> Mask:
+        out = full(n, False)
+        for name, col in cols.items():
+            if name not in self.names:
+                if col.present is None:
+                    return full(n, True)
+                out = pc.or_(out, col.present)
+        return out
+
+    def _fresh(self, values: pa.Array, ingest_time: datetime) -> Mask:
+        now = ingest_time if ingest_time.tzinfo is not None else ingest_time.replace(tzinfo=_UTC)
+        now_us = (now - _EPOCH) // _US
+        if pa.types.is_date32(values.type):
+            us = pc.multiply(pc.cast(pc.cast(values, pa.int32()), pa.int64()), 86_400_000_000)
+        else:
+            us = pc.cast(values, pa.int64())
+        return to_mask(pc.less_equal(pc.subtract(pa.scalar(now_us, pa.int64()), us), self._freshness_us))
+
+    def _rule(self, compiled: ArrowExpr, typed: dict[str, Coerced], n: int) -> tuple[Mask, Mask]:
+        applies = full(n, True)
+        env: dict[str, tuple[str, pa.Array]] = {}
+        for name in compiled.fields:
+            c = typed[name]
+            applies = pc.and_(applies, c.ok)
+            kind = dtype_kind(self._dtypes[name])
+            env[name] = (kind, field_env(kind, c.values))
+        if not any_(applies):
+            return applies, full(n, False)
+        try:
+            return applies, compiled.true_mask(env, n)
+        except NotVectorised:
+            columns = {name: typed[name].values.to_pylist() for name in compiled.fields}
+            rows = nonzero(applies)
+            passed = [v is not FAILED and v is True for v in python_rows(compiled.expr, columns, rows)]
+            return applies, pc.replace_with_mask(full(n, False), _flags(n, rows), pa.array(passed, pa.bool_()))
+
+
+def _int(mask: Mask) -> pa.Array:
+    return pc.cast(mask, pa.int64())
+
+
+def _flags(n: int, rows: list[int]) -> Mask:
+    from .arrow_values import flags
+
+    return flags(n, rows)

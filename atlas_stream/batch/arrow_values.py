@@ -1,0 +1,510 @@
+"""Field values on Arrow arrays: missing masks, dtype coercion and canonical text, as dtypes.py.
+
+Every function here gives, for every row, exactly what :mod:`atlas_stream.dtypes` gives for the
+value the stream would see. The common shapes of a value are read with ``pyarrow.compute``
+(plain integers and decimals, ISO dates and timestamps, ``true``/``yes``...). Anything outside
+those shapes (exponents, ``20240131``, non-ASCII text for ``lower``, a column mixing JSON
+kinds, ...) is a *hard* row: it is handed to the Python coercer of dtypes.py one value at a
+time, so an unusual value costs a little time but can never be read differently.
+
+Columns hold the values as the stream sees them in a raw JSON message ("JSON view"): string,
+int64, float64, bool or null arrays, or a Python list when one column mixes JSON kinds. Derived
+fields may also hold date32 and timestamp arrays (an expression can return a field as is).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Callable, Iterable, TypeAlias
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..dtypes import INT64_MAX, CoercionError, canonical_text, coercer, is_missing
+from ..lake import arrow_type
+from ..model import DType
+
+__all__ = [
+    "PY_WHITESPACE",
+    "Coerced",
+    "Col",
+    "Mask",
+    "Values",
+    "all_",
+    "any_",
+    "canonical",
+    "coerce_column",
+    "days_from_civil",
+    "flags",
+    "from_python",
+    "full",
+    "ints",
+    "json_default",
+    "json_view",
+    "missing_mask",
+    "nonzero",
+    "python_values",
+    "raw_value",
+    "to_mask",
+]
+
+#: Every character ``str.strip()`` removes: Python's whitespace, which is not Arrow's
+#: (a unit test checks it against ``str.isspace`` over all of Unicode).
+PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+                 "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+
+Mask: TypeAlias = pa.Array  # booleans, one per row, never null
+Values: TypeAlias = "pa.Array | list[Any]"  # a list: Python objects (mixed JSON kinds, nested values)
+
+_UTC_US = pa.timestamp("us", tz="UTC")
+_US_PER_DAY = 86_400_000_000
+_I64 = pa.int64()
+
+
+@dataclass
+class Col:
+    """One field of a batch: its values and, when some rows lack the key, where it is present."""
+
+    values: Values
+    present: Mask | None = None  # None: the key is present in every row
+
+
+def to_mask(arr: Any) -> Mask:
+    """A boolean array without nulls (null counts as false)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return pc.fill_null(arr, False)
+
+
+def full(n: int, value: bool) -> Mask:
+    return pa.repeat(pa.scalar(value, pa.bool_()), n)
+
+
+def any_(mask: Mask) -> bool:
+    return bool(pc.any(mask).as_py())
+
+
+def all_(mask: Mask) -> bool:
+    return len(mask) == 0 or bool(pc.all(mask).as_py())
+
+
+def nonzero(mask: Mask) -> list[int]:
+    """Positions of the true rows."""
+    return pc.indices_nonzero(mask).to_pylist()
+
+
+def flags(n: int, rows: Iterable[int]) -> Mask:
+    out = [False] * n
+    for i in rows:
+        out[i] = True
+    return pa.array(out, pa.bool_())
+
+
+def ints(arr: Any) -> pa.Array:
+    """An int64 array, null as 0."""
+    return pc.fill_null(pc.cast(arr, _I64), 0)
+
+
+def python_values(values: Values) -> list[Any]:
+    return values if isinstance(values, list) else values.to_pylist()
+
+
+_PLAIN = {str: pa.string(), float: pa.float64(), bool: pa.bool_()}
+
+
+def from_python(values: list[Any]) -> Values:
+    """A typed Arrow array when every non-null value has one JSON kind, else the list itself."""
+    kinds = {type(v) for v in values}
+    kinds.discard(type(None))
+    if not kinds:
+        return pa.nulls(len(values))
+    if len(kinds) == 1:
+        kind = kinds.pop()
+        if kind in _PLAIN:
+            return pa.array(values, _PLAIN[kind])
+        if kind is int:
+            try:
+                return pa.array(values, _I64)
+            except (OverflowError, pa.ArrowInvalid):
+                return values
+    return values
+
+
+def json_view(arr: pa.Array, convert: Callable[[Any], Any]) -> Values:
+    """An input column as the stream sees it once the source wrote it as JSON: strings,
+    integers, floats and booleans as they are; other types through ``convert`` (the JSON
+    conversion of the source: decimals and times to text, ...), one value at a time."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    t = arr.type
+    if pa.types.is_string(t) or pa.types.is_boolean(t) or pa.types.is_null(t) or t == _I64 \
+            or t == pa.float64():
+        return arr
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return arr.cast(pa.string())
+    if pa.types.is_integer(t) and not (t == pa.uint64() and (pc.max(arr).as_py() or 0) > INT64_MAX):
+        return arr.cast(_I64)
+    if pa.types.is_floating(t):
+        return arr.cast(pa.float64())
+    return from_python([None if v is None else convert(v) for v in arr.to_pylist()])
+
+
+def missing_mask(col: Col | None, n: int, nulls: frozenset[str]) -> Mask:
+    """Rows where the field is missing: absent, null, blank after strip(), or a null token."""
+    if col is None:
+        return full(n, True)
+    v = col.values
+    if isinstance(v, list):
+        m = pa.array([is_missing(x, nulls) for x in v], pa.bool_())
+    elif pa.types.is_string(v.type):
+        t = pc.utf8_trim(v, PY_WHITESPACE)
+        blank = pc.equal(t, "")
+        if nulls:
+            blank = pc.or_(blank, pc.is_in(t, pa.array(sorted(nulls), pa.string())))
+        m = to_mask(pc.or_kleene(pc.is_null(v), blank))
+    else:
+        m = pc.is_null(v)
+    if col.present is not None:
+        m = pc.or_(m, pc.invert(col.present))
+    return m
+
+
+# --------------------------------------------------------------------------- coercion
+
+Vector: TypeAlias = "tuple[pa.Array | None, Mask, Mask]"  # (typed values, readable, hard: left to Python)
+
+
+def _text_fast(t: pa.Array, regex: str) -> tuple[pa.Array, Mask]:
+    fast = to_mask(pc.match_substring_regex(t, regex))
+    return pc.if_else(fast, t, "0"), fast
+
+
+def _int_from_text(t: pa.Array, wanted: Mask) -> Vector:
+    guarded, plain = _text_fast(t, r"^-?[0-9]{1,18}$")
+    value = pc.cast(guarded, _I64)
+    if not any_(pc.and_(wanted, pc.invert(plain))):
+        return value, plain, pc.invert(plain)
+    guarded, fast = _text_fast(t, r"^[+-]?[0-9]{1,18}(?:\.0*)?$")
+    digits = pc.replace_substring_regex(guarded, r"^\+|\.0*$", "")
+    return pc.cast(digits, _I64), fast, pc.invert(fast)
+
+
+def _float_from_text(t: pa.Array) -> Vector:
+    guarded, fast = _text_fast(t, r"^[+-]?(?:[0-9]{1,15}(?:\.[0-9]{0,15})?|\.[0-9]{1,15})$")
+    return pc.cast(guarded, pa.float64()), fast, pc.invert(fast)
+
+
+_DEC_PARTS = r"^(?P<sign>[+-]?)0*(?P<int>[0-9]*?)(?:\.(?P<frac>[0-9]*?)0*)?$"
+
+
+def _decimal_from_text(t: pa.Array, dtype: DType, wanted: Mask | None = None) -> Vector:
+    precision, scale = dtype.precision or 38, dtype.scale or 0
+    if wanted is not None:
+        # Common case: at most p-s digits before the point and s after: Arrow's cast is exact.
+        frac = rf"(?:\.[0-9]{{0,{scale}}})?" if scale else r"\.?"
+        guarded, plain = _text_fast(t, rf"^[+-]?[0-9]{{1,{precision - scale}}}{frac}$")
+        if precision - scale > 0 and not any_(pc.and_(wanted, pc.invert(plain))):
+            return pc.cast(guarded, pa.decimal128(precision, scale)), plain, pc.invert(plain)
+    guarded, fast = _text_fast(t, r"^[+-]?(?:[0-9]{1,38}(?:\.[0-9]{0,38})?|\.[0-9]{1,38})$")
+    parts = pc.extract_regex(guarded, _DEC_PARTS)
+    sign = pc.if_else(pc.equal(parts.field("sign"), "-"), "-", "")
+    ipart, frac = parts.field("int"), parts.field("frac")
+    ilen, flen = ints(pc.utf8_length(ipart)), ints(pc.utf8_length(frac))
+    zero = pc.and_(pc.equal(ilen, 0), pc.equal(flen, 0))
+    fits = pc.and_(pc.less_equal(flen, scale), pc.less_equal(ilen, precision - scale))
+    ok = pc.and_(fast, pc.or_(zero, fits))
+    text = pc.binary_join_element_wise(sign, pc.if_else(pc.equal(ipart, ""), "0", ipart), ".",
+                                       pc.if_else(pc.equal(frac, ""), "0", frac), "")
+    value = pc.cast(pc.if_else(ok, text, "0"), pa.decimal128(precision, scale))
+    return value, ok, pc.invert(fast)
+
+
+_TRUE = pa.array(["true", "t", "yes", "y", "1"])
+_FALSE = pa.array(["false", "f", "no", "n", "0"])
+
+
+def _bool_from_text(t: pa.Array) -> Vector:
+    ascii_ = to_mask(pc.string_is_ascii(t))
+    low = pc.ascii_lower(t)
+    yes = to_mask(pc.is_in(low, _TRUE))
+    no = to_mask(pc.is_in(low, _FALSE))
+    return yes, pc.and_(ascii_, pc.or_(yes, no)), pc.invert(ascii_)
+
+
+def days_from_civil(y: pa.Array, m: pa.Array, d: pa.Array) -> pa.Array:
+    """Days since 1970-01-01 of proleptic Gregorian dates (year >= 1; int64 arrays)."""
+    y = pc.subtract(y, pc.cast(pc.less_equal(m, 2), _I64))  # >= 0, so / is floor division
+    era = pc.divide(y, 400)
+    yoe = pc.subtract(y, pc.multiply(era, 400))
+    mm = pc.add(m, pc.if_else(pc.greater(m, 2), -3, 9))
+    doy = pc.add(pc.divide(pc.add(pc.multiply(mm, 153), 2), 5), pc.subtract(d, 1))
+    doe = pc.add(pc.subtract(pc.add(pc.multiply(yoe, 365), pc.divide(yoe, 4)), pc.divide(yoe, 100)), doy)
+    return pc.subtract(pc.add(pc.multiply(era, 146097), doe), 719468)
+
+
+_DIM = pa.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], _I64)
+
+
+def _valid_date(y: pa.Array, m: pa.Array, d: pa.Array) -> Mask:
+    month_ok = pc.and_(pc.greater_equal(m, 1), pc.less_equal(m, 12))
+    leap = pc.or_(pc.and_(_divisible(y, 4), pc.invert(_divisible(y, 100))), _divisible(y, 400))
+    dim = pc.add(pc.take(_DIM, pc.if_else(month_ok, m, 1)), pc.cast(pc.and_(pc.equal(m, 2), leap), _I64))
+    return to_mask(pc.and_(pc.and_(pc.greater_equal(y, 1), month_ok),
+                           pc.and_(pc.greater_equal(d, 1), pc.less_equal(d, dim))))
+
+
+def _divisible(y: pa.Array, k: int) -> Mask:
+    return pc.equal(pc.subtract(y, pc.multiply(pc.divide(y, k), k)), 0)
+
+
+def _part(parts: Any, name: str) -> pa.Array:
+    field = pc.fill_null(parts.field(name), "")
+    return ints(pc.cast(pc.if_else(pc.equal(field, ""), "0", field), _I64))
+
+
+def _civil(valid: Mask, y: pa.Array, m: pa.Array, d: pa.Array) -> pa.Array:
+    return days_from_civil(pc.if_else(valid, y, 1970), pc.if_else(valid, m, 1), pc.if_else(valid, d, 1))
+
+
+def _date_from_text(t: pa.Array) -> Vector:
+    parts = pc.extract_regex(t, r"^(?P<Y>[0-9]{4})-(?P<M>[0-9]{2})-(?P<D>[0-9]{2})$")
+    fast = to_mask(parts.is_valid())
+    y, m, d = _part(parts, "Y"), _part(parts, "M"), _part(parts, "D")
+    ok = pc.and_(fast, _valid_date(y, m, d))
+    # A plain YYYY-MM-DD that is not a calendar date is refused by date.fromisoformat too.
+    return pc.cast(pc.cast(_civil(ok, y, m, d), pa.int32()), pa.date32()), ok, pc.invert(fast)
+
+
+_TS_PARTS = (r"^(?P<Y>[0-9]{4})-(?P<M>[0-9]{2})-(?P<D>[0-9]{2})"
+             r"(?:[T ](?P<h>[0-9]{2}):(?P<mi>[0-9]{2})(?::(?P<s>[0-9]{2})(?:\.(?P<f>[0-9]{6}|[0-9]{3}))?)?"
+             r"(?P<tz>Z|[+-][0-9]{2}:[0-9]{2})?)?$")
+_EPOCH_DATE = date(1970, 1, 1)
+_MIN_US = (date(1, 1, 1) - _EPOCH_DATE).days * _US_PER_DAY
+_MAX_US = ((date(9999, 12, 31) - _EPOCH_DATE).days + 1) * _US_PER_DAY - 1
+
+
+_HMS = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+_YMD = r"^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+_ZONED = _YMD + r"[T ]" + _HMS + r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+_NAIVE = _YMD + r"(?:[T ]" + _HMS + r")?$"
+
+
+def _timestamp_from_text(t: pa.Array, wanted: Mask) -> Vector:
+    """Plain ISO layouts through Arrow's cast (zoned, then naive = UTC); anything else, or a
+    batch where Arrow refuses one of them (Feb 30th), through the field-by-field reading."""
+    try:
+        guarded, zoned = _text_fast(t, _ZONED)
+        value = pc.cast(pc.if_else(zoned, guarded, "1970-01-01T00:00:00Z"), _UTC_US)
+        fast = zoned
+        rest = pc.and_(wanted, pc.invert(zoned))
+        if any_(rest):
+            guarded, naive = _text_fast(t, _NAIVE)
+            naive = pc.and_(naive, rest)
+            local = pc.cast(pc.cast(pc.if_else(naive, guarded, "1970-01-01"), pa.timestamp("us")), _UTC_US)
+            value = pc.if_else(naive, local, value)
+            fast = pc.or_(fast, naive)
+    except pa.ArrowInvalid:
+        return _timestamp_fields(t)
+    us = pc.cast(value, _I64)
+    fast = pc.and_(fast, pc.and_(pc.greater_equal(us, _MIN_US), pc.less_equal(us, _MAX_US)))
+    return value, fast, pc.invert(fast)
+
+
+def _timestamp_fields(t: pa.Array) -> Vector:
+    parts = pc.extract_regex(t, _TS_PARTS)
+    matched = to_mask(parts.is_valid())
+    y, m, d = _part(parts, "Y"), _part(parts, "M"), _part(parts, "D")
+    h, mi, s = _part(parts, "h"), _part(parts, "mi"), _part(parts, "s")
+    frac = pc.fill_null(parts.field("f"), "")
+    f = pc.multiply(_part(parts, "f"), pc.if_else(pc.equal(pc.utf8_length(frac), 3), 1000, 1))
+    tz = pc.fill_null(parts.field("tz"), "")
+    tz6 = pc.if_else(pc.equal(pc.utf8_length(tz), 6), tz, "+00:00")
+    oh = ints(pc.cast(pc.utf8_slice_codeunits(tz6, 1, 3), _I64))
+    om = ints(pc.cast(pc.utf8_slice_codeunits(tz6, 4, 6), _I64))
+    osign = pc.if_else(pc.starts_with(tz6, "-"), -1, 1)
+    valid = matched
+    for cond in (_valid_date(y, m, d), pc.less_equal(h, 23), pc.less_equal(mi, 59), pc.less_equal(s, 59),
+                 pc.less_equal(oh, 23), pc.less_equal(om, 59)):
+        valid = pc.and_(valid, cond)
+    clock = pc.add(pc.multiply(pc.add(pc.multiply(pc.add(pc.multiply(h, 60), mi), 60), s), 1_000_000), f)
+    offset = pc.multiply(pc.multiply(pc.add(pc.multiply(oh, 60), om), 60_000_000), osign)
+    us = pc.subtract(pc.add(pc.multiply(_civil(valid, y, m, d), _US_PER_DAY), clock), offset)
+    fast = pc.and_(valid, pc.and_(pc.greater_equal(us, _MIN_US), pc.less_equal(us, _MAX_US)))
+    # Anything else (other layouts, invalid fields, out of range in UTC) is Python's to decide.
+    return pc.cast(pc.if_else(fast, us, 0), _UTC_US), fast, pc.invert(fast)
+
+
+def _from_text(t_raw: pa.Array, dtype: DType, wanted: Mask) -> Vector:
+    name = dtype.name
+    n = len(t_raw)
+    if name == "string":
+        return t_raw, full(n, True), full(n, False)
+    t = pc.utf8_trim(t_raw, PY_WHITESPACE)
+    if name in ("int", "bigint"):
+        return _int_from_text(t, wanted)
+    if name in ("float", "double"):
+        return _float_from_text(t)
+    if name == "decimal":
+        return _decimal_from_text(t, dtype, wanted)
+    if name == "bool":
+        return _bool_from_text(t)
+    if name == "date":
+        return _date_from_text(t)
+    return _timestamp_from_text(t, wanted)
+
+
+def _from_int(v: pa.Array, dtype: DType) -> Vector:
+    name = dtype.name
+    n = len(v)
+    yes, no = full(n, True), full(n, False)
+    if name in ("int", "bigint"):
+        return v, yes, no
+    if name in ("float", "double"):
+        return pc.cast(v, pa.float64(), safe=False), yes, no
+    if name == "string":
+        return pc.cast(v, pa.string()), yes, no
+    if name == "bool":
+        return to_mask(pc.equal(v, 1)), to_mask(pc.is_in(v, pa.array([0, 1], _I64))), no
+    if name == "decimal":
+        precision, scale = dtype.precision or 38, dtype.scale or 0
+        digits = precision - scale
+        ok = yes if digits >= 19 else to_mask(pc.and_(pc.less(v, 10 ** digits), pc.greater(v, -(10 ** digits))))
+        return pc.cast(pc.if_else(ok, v, 0), pa.decimal128(precision, scale)), ok, no
+    return None, no, no  # date, timestamp: numbers are refused
+
+
+def _from_float(v: pa.Array, dtype: DType) -> Vector:
+    name = dtype.name
+    no = full(len(v), False)
+    finite = to_mask(pc.is_finite(v))
+    if name in ("float", "double"):
+        return v, finite, no
+    if name in ("int", "bigint"):
+        whole = pc.and_(pc.equal(pc.floor(v), v),
+                        pc.and_(pc.greater_equal(v, -(2.0 ** 63)), pc.less(v, 2.0 ** 63)))
+        ok = to_mask(pc.and_(finite, whole))
+        return pc.cast(pc.if_else(ok, v, 0.0), _I64, safe=False), ok, no
+    if name == "bool":
+        return to_mask(pc.equal(v, 1.0)), to_mask(pc.is_in(v, pa.array([0.0, 1.0]))), no
+    if name == "decimal":
+        # Decimal(repr(x)): Arrow writes the same shortest digits as repr; exponent forms
+        # (tiny or huge values) are hard rows.
+        text = pc.cast(pc.if_else(finite, v, 0.0), pa.string())
+        value, ok, hard = _decimal_from_text(text, dtype)
+        return value, pc.and_(ok, finite), pc.and_(hard, finite)
+    if name == "string":
+        return None, no, finite  # orjson's text of a float: per value
+    return None, no, no
+
+
+def _vector(values: Values, dtype: DType, wanted: Mask) -> Vector:
+    """(typed values, readable, hard) over every row; hard rows are left to Python."""
+    if isinstance(values, list):
+        n = len(values)
+        return None, full(n, False), full(n, True)
+    t = values.type
+    n = len(values)
+    yes, no = full(n, True), full(n, False)
+    if pa.types.is_string(t):
+        return _from_text(values, dtype, wanted)
+    if t == _I64:
+        return _from_int(values, dtype)
+    if t == pa.float64():
+        return _from_float(values, dtype)
+    if pa.types.is_boolean(t):
+        if dtype.name == "bool":
+            return values, yes, no
+        if dtype.name == "string":
+            return pc.if_else(values, "true", "false"), yes, no
+        return None, no, no  # a bool is not a number, date or timestamp
+    if pa.types.is_null(t):
+        return None, no, no
+    if t == pa.date32() and dtype.name in ("date", "timestamp"):
+        return values.cast(arrow_type(dtype)), yes, no
+    if t == _UTC_US and dtype.name == "timestamp":
+        return values, yes, no
+    return None, no, yes  # any other pairing: per value
+
+
+@dataclass
+class Coerced:
+    """A field read as its dtype: ``values`` (null unless ``ok``), ``ok`` (readable)."""
+
+    values: pa.Array
+    ok: Mask
+
+
+def raw_value(values: Values, i: int) -> Any:
+    return values[i] if isinstance(values, list) else values[i].as_py()
+
+
+def coerce_column(values: Values, dtype: DType, wanted: Mask) -> Coerced:
+    """Read ``values`` as ``dtype`` in the rows of ``wanted`` (the non-missing ones)."""
+    typ = arrow_type(dtype)
+    n = len(values)
+    arr, ok, hard = _vector(values, dtype, wanted)
+    hard = pc.and_(hard, wanted)
+    ok = pc.and_(pc.and_(ok, wanted), pc.invert(hard))
+    out = arr if arr is not None else pa.nulls(n, typ)
+    if out.type != typ:
+        out = out.cast(typ)
+    rows = nonzero(hard)
+    if rows:
+        conv = coercer(dtype)
+        got: list[Any] = []
+        good: list[int] = []
+        for i in rows:
+            try:
+                got.append(conv(raw_value(values, i)))
+                good.append(i)
+            except CoercionError:
+                pass
+        if good:
+            mask = flags(n, good)
+            out = pc.replace_with_mask(out, mask, pa.array(got, typ))
+            ok = pc.or_(ok, mask)
+    return Coerced(pc.if_else(ok, out, pa.scalar(None, typ)), ok)
+
+
+def canonical(coerced: Coerced, dtype: DType, raw: Values | None) -> pa.Array:
+    """Canonical text (what ``pattern`` and ``max_length`` see) of the readable rows."""
+    v, name = coerced.values, dtype.name
+    if name == "string":
+        return v
+    if name in ("int", "bigint", "date"):
+        return pc.cast(v, pa.string())
+    if name == "bool":
+        return pc.if_else(v, "true", "false")
+    # float (orjson's text), decimal (as written), timestamp (isoformat): per value, in Python.
+    out: list[str | None] = [None] * len(v)
+    rows = nonzero(coerced.ok)
+    if name == "decimal":
+        conv = coercer(dtype)
+        for i in rows:
+            assert raw is not None
+            out[i] = canonical_text(conv(raw_value(raw, i)))
+    elif name == "timestamp":
+        for i in rows:
+            out[i] = v[i].as_py().isoformat()
+    else:
+        for i in rows:
+            out[i] = orjson.dumps(v[i].as_py()).decode()
+    return pa.array(out, pa.string())
+
+
+def json_default(value: Any) -> Any:
+    """JSON form of what Parquet hands over (as the file poller writes it)."""
+    if isinstance(value, (date, datetime, time)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (bytes, bytearray)):
+        from ..sources.file_options import json_default as poller_default
+
+        return poller_default(value)
+    return value

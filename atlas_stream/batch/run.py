@@ -1,0 +1,226 @@
+"""``python -m atlas_stream batch --ocs <group>``: score a contract's files or tables into the lake.
+
+No broker is needed: batches are read, transformed and scored with the stream's semantics
+(:class:`~atlas_stream.batch.arrow_quality.BatchScorer`) and written in the lake layout. With
+``--to-kafka`` the rows are published to the raw topics instead (a backfill the stream scores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any, Iterator, Protocol
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..contracts import load_contracts
+from ..errors import AtlasError, ConfigError
+from ..lake import dataset_features, lake_schema
+from ..messages import record_key
+from ..model import Contract, Dataset
+from ..settings import Settings
+from ..topics import raw_topic
+from .arrow_quality import BatchScorer, ScoredBatch
+from .arrow_values import json_default
+from .progress import Progress, Summary
+from .readers import FileInput, RawBatch
+from .records import records_from_columns
+from .writer import LakeWriter
+
+__all__ = ["BATCH_KINDS", "run_batch"]
+
+BATCH_KINDS = ("fs", "rdbms")
+#: Rows per batch for Parquet, JSON and databases when neither --fetch-size nor the contract says.
+DEFAULT_ROWS = 50_000
+#: Threads scoring batches while the main thread reads and writes.
+WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+
+class Input(Protocol):
+    label: str
+    total: int | None
+    unit: str
+
+    def batches(self) -> Iterator[RawBatch]: ...
+
+
+def _contract(settings: Settings, group: str) -> Contract:
+    contracts = load_contracts(settings.metadata_dir)
+    for contract in contracts:
+        if contract.group == group:
+            return contract
+    known = ", ".join(sorted(c.group for c in contracts)) or "none"
+    raise ConfigError(f"no contract with ocs_group_name {group!r} in {settings.metadata_dir} (known: {known})")
+
+
+def _datasets(contract: Contract, name: str | None) -> list[Dataset]:
+    chosen = [ds for ds in contract.datasets if name is None or ds.name == name]
+    if not chosen:
+        names = ", ".join(ds.name for ds in contract.datasets)
+        raise ConfigError(f"contract {contract.group!r} has no dataset {name!r} (it has: {names})")
+    return chosen
+
+
+def _input(contract: Contract, ds: Dataset, settings: Settings, fetch_size: int | None) -> tuple[Input, str]:
+    """The dataset's input and the text that identifies it across runs."""
+    if contract.source_type == "rdbms":
+        # SQLAlchemy is imported only for database contracts (start-up time of file runs).
+        from ..sources.database_config import safe_url
+        from .database import DatabaseInput
+
+        db = DatabaseInput(contract, ds, fetch_size)
+        return db, f"{safe_url(db.url)}|{db.label}"
+    files = FileInput(contract, ds, settings, fetch_size or DEFAULT_ROWS)
+    return files, ds.path
+
+
+def run_batch(args: argparse.Namespace, settings: Settings) -> int:
+    contract = _contract(settings, args.ocs)
+    if contract.source_type not in BATCH_KINDS:
+        raise ConfigError(f"contract {contract.group!r} has source_type {contract.source_type!r}: the batch "
+                          f"command reads {' and '.join(BATCH_KINDS)} contracts")
+    if args.fetch_size is not None and args.fetch_size < 1:
+        raise ConfigError(f"--fetch-size {args.fetch_size}: must be at least 1")
+    datasets = _datasets(contract, args.dataset)
+    started = datetime.now(timezone.utc)
+    summary = Summary(contract.group, "kafka" if args.to_kafka else "lake")
+    clock = time.monotonic()
+    try:
+        for ds in datasets:
+            source, key = _input(contract, ds, settings, args.fetch_size)
+            if args.to_kafka:
+                asyncio.run(_publish(source, ds, settings, summary))
+            else:
+                _to_lake(source, key, ds, settings, started, summary)
+    except KeyboardInterrupt:
+        print("batch: interrupted; nothing of this run was committed to the lake", file=sys.stderr)
+        return 130
+    summary.seconds = time.monotonic() - clock
+    if args.json:
+        print(json.dumps(summary.to_json(), indent=2))
+    else:
+        print(summary.text())
+    return 0
+
+
+def _count(summary: Summary, ds: Dataset, raw: RawBatch) -> dict[str, Any]:
+    stats = summary.dataset(ds.name)
+    stats["rows"] += raw.n
+    stats["skipped"] += raw.skipped
+    stats["problems"] += raw.problems[: max(0, 10 - len(stats["problems"]))]
+    return stats
+
+
+def _to_lake(source: Input, key: str, ds: Dataset, settings: Settings, started: datetime, summary: Summary) -> None:
+    """Read, score and write one dataset. Batches are scored by a small thread pool (Arrow's
+    kernels release the GIL) while this thread writes the previous ones, in input order; at most
+    ``WORKERS + 1`` batches are in memory at a time."""
+    features = dataset_features(ds)
+    schema = lake_schema(features)
+    scorer = BatchScorer(ds.schema, ds.quality, ds.transformations, ds.source_features, ds.null_values)
+    run_id = started.strftime("%Y%m%dT%H%M%S%fZ")
+    writer = LakeWriter(settings.lake_uri, ds, schema, key, run_id, started.date().isoformat())
+    writer.check()
+    tiers = [t for t in ("gold", "silver", "bronze", "rejected") if t in ds.destination.parquet_tiers]
+    ingested = pa.scalar(started, pa.timestamp("us", tz="UTC"))
+    progress = Progress(ds.subject, source.total, source.unit)
+
+    def score(raw: RawBatch) -> tuple[ScoredBatch, list[tuple[str, pa.Table]]] | None:
+        if not raw.n:
+            return None
+        scored = scorer.score(raw.cols, raw.n, started)
+        table = _lake_table(scored, features, schema, raw, ingested)
+        return scored, [(tier, table.filter(pc.equal(scored.tier, tier))) for tier in tiers]
+
+    def finish(raw: RawBatch, job: Future[Any]) -> None:
+        stats = _count(summary, ds, raw)
+        result = job.result()
+        if result is not None:
+            scored, parts = result
+            for tier, count in _tier_counts(scored):
+                stats["tiers"][tier] = stats["tiers"].get(tier, 0) + count
+            for name, count in scored.failure_counts.items():
+                stats["failures"][name] = stats["failures"].get(name, 0) + count
+            for tier, part in parts:
+                writer.write(tier, part)
+        progress.update(raw.n, raw.done, source.total)
+
+    pending: deque[tuple[RawBatch, Future[Any]]] = deque()
+    try:
+        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="atlas-batch") as pool:
+            try:
+                for raw in source.batches():
+                    pending.append((raw, pool.submit(score, raw)))
+                    while len(pending) > WORKERS:
+                        finish(*pending.popleft())
+                while pending:
+                    finish(*pending.popleft())
+            finally:
+                for _, job in pending:
+                    job.cancel()
+        summary.dataset(ds.name)["files"] += writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        progress.close()
+
+
+def _tier_counts(scored: ScoredBatch) -> list[tuple[str, int]]:
+    return [(d["values"], d["counts"]) for d in pc.value_counts(scored.tier).to_pylist()]
+
+
+def _lake_table(scored: ScoredBatch, features: Any, schema: pa.Schema, raw: RawBatch,
+                ingested: pa.Scalar) -> pa.Table:
+    n = raw.n
+    offsets = raw.offsets if raw.offsets is not None else range(raw.first, raw.first + n)
+    columns = [scored.features[f.name] for f in features] + [
+        scored.tier, scored.score, scored.failures,
+        pa.repeat(ingested, n),
+        pa.repeat(pa.scalar(raw.source, pa.string()), n),
+        pa.repeat(pa.scalar(0, pa.int32()), n),
+        pa.array(offsets, pa.int64()),
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+async def _publish(source: Input, ds: Dataset, settings: Settings, summary: Summary) -> None:
+    from ..sources.base import source_key_fields
+    from ..sources.publisher import OutRecord, Publisher
+
+    topic = raw_topic(ds.group, ds.name)
+    keys = source_key_fields(ds)
+    source_id = f"batch:{ds.group}.{ds.name}"
+    publisher = Publisher(settings, client_id="atlas-batch")
+    await publisher.start([topic])
+    progress = Progress(f"{ds.subject} -> {topic}", source.total, source.unit)
+    batches = source.batches()
+    try:
+        while True:
+            raw = await asyncio.to_thread(next, batches, None)
+            if raw is None:
+                break
+            _count(summary, ds, raw)
+            offsets = raw.offsets if raw.offsets is not None else range(raw.first, raw.first + raw.n)
+            out = []
+            for rec, offset in zip(records_from_columns(raw.cols, raw.n), offsets):
+                try:
+                    value = orjson.dumps(rec, default=json_default)
+                except TypeError as exc:
+                    raise AtlasError(f"{raw.source} row {offset}: cannot be written as JSON: {exc}") from None
+                out.append(OutRecord(topic, record_key(rec, keys), value, f"{raw.source}:{offset}"))
+            if out:
+                await publisher.publish_batch(out, source_id)
+            progress.update(raw.n, raw.done, source.total)
+    finally:
+        progress.close()
+        await publisher.stop()

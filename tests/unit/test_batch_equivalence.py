@@ -1,0 +1,248 @@
+"""The batch path scores every record exactly as the stream does: same tier, score, failures
+(names and order) and coerced values, record by record, on the sample contracts and on fuzzed
+values of every dtype (odd numbers, null tokens, whitespace, timestamps with offsets, ...)."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from atlas_stream.batch.arrow_quality import BatchScorer
+from atlas_stream.batch.records import columns_from_records
+from atlas_stream.contracts import load_contract
+from atlas_stream.model import Dataset, Feature, QualityConfig, Rule, Transformation, parse_dtype
+from atlas_stream.quality import DatasetScorer
+from atlas_stream.samples import SampleGenerator
+
+ROOT = Path(__file__).resolve().parents[2]
+UTC = timezone.utc
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def assert_same(scorer: DatasetScorer, batch: BatchScorer, records: list[dict[str, Any]],
+                now: datetime = NOW) -> None:
+    """Score ``records`` both ways and compare every row."""
+    cols = columns_from_records(records)
+    got = batch.score(cols, len(records), now)
+    tiers, scores, failures = got.tier.to_pylist(), got.score.to_pylist(), got.failures.to_pylist()
+    values = {name: arr.to_pylist() for name, arr in got.features.items()}
+    counts: dict[str, int] = {}
+    for i, rec in enumerate(records):
+        want = scorer.process(rec, now)
+        r = want.report
+        where = f"record {i}: {rec!r}"
+        assert failures[i] == list(r.failures), where
+        assert scores[i] == r.score, where
+        assert tiers[i] == r.tier, where
+        for name, value in want.record.items():
+            assert values[name][i] == value, f"{where}: field {name}: {values[name][i]!r} != {value!r}"
+        for fail in r.failures:
+            counts[fail] = counts.get(fail, 0) + 1
+    assert got.failure_counts == counts
+
+
+def scorers(ds: Dataset) -> tuple[DatasetScorer, BatchScorer]:
+    args = (ds.schema, ds.quality, ds.transformations, ds.source_features, ds.null_values)
+    return DatasetScorer(*args), BatchScorer(*args)
+
+
+def feat(name: str, dtype: str, **kw: Any) -> Feature:
+    return Feature(name, parse_dtype(dtype), **kw)
+
+
+# ------------------------------------------------------------------ fuzzed values
+
+WS = ["", " ", "\t", "\u3000", "\x1c", "\u200b", "\n"]
+NUMBER_TEXT = ["12", "+12", "-0", "0012", "12.0", "12.", "12.5", ".5", "-.5", "1e3", "1E-2", "1_000", "0x10",
+               "inf", "nan", "99999999999999999999", "9223372036854775807", "9223372036854775808",
+               "-9223372036854775808", "1.005", "123456789.12", "12345678901.5", "0.000", "-0.00", "٣",
+               "1e999", "+", ".", "", "  7  ", "3.14159", "100.10", "1000000.001"]
+TS_TEXT = ["2025-06-01T11:00:00Z", "2025-06-01 11:00:00", "2025-06-01T11:00", "2025-06-01", "20250601",
+           "2025-06-01T11:00:00.123", "2025-06-01T11:00:00.123456", "2025-06-01T11:00:00.5",
+           "2025-06-01T11:00:00+02:00", "2025-06-01T11:00:00-05:30", "2025-06-01T11:00:00+0200",
+           "2025-02-29T00:00:00", "2024-02-29T00:00:00", "2025-13-01T00:00:00", "2025-06-01T24:00:00",
+           "2025-06-01T23:59:60", "0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00",
+           "2025-05-20T00:00:00Z", "2025-06-01t11:00", "2025-06-01T11", "not a date", "2025-W22-1",
+           "2025-06-01T11:00:00.1234567", "2025-06-01T11:00:00+23:59", "0000-01-01"]
+BOOL_TEXT = ["true", "TRUE", " yes ", "Y", "n", "0", "1", "on", "t", "F", "İ", "K", "no "]
+TEXT = ["Ann", "ann", "ANN", "Ünïcode", "straße", "  padded  ", "X" * 12, "A1", "ab\ncd", "Ab\x0b", "NA", "null",
+        "-", "N/A", "é", "US", "us", "TX-0000000001", "tx-0000000001"]
+
+
+def fuzz_value(rng: random.Random, kind: str, csv: bool) -> Any:
+    pool = {"number": NUMBER_TEXT, "timestamp": TS_TEXT, "bool": BOOL_TEXT, "text": TEXT}[kind]
+    if csv or rng.random() < 0.6:
+        text = rng.choice(pool)
+        if rng.random() < 0.15:
+            text = rng.choice(WS) + text + rng.choice(WS)
+        return text
+    return rng.choice([None, 0, 1, 12, -3, 12.0, 12.5, 1e20, 0.1 * 3, 2 ** 63, -(2 ** 53) - 1, True, False,
+                       "12", {"a": 1}, [1], Decimal("1.50"), 3.0e-7, 123.45])
+
+
+FUZZ_SCHEMA = (
+    feat("i", "int", required=True, min=0.5, max=1000),
+    feat("b", "bigint", pattern="[0-9]{2}", allowed=(12, -3, 0, 1)),
+    feat("f", "double", min=-1, max=1e19, pattern=r"\d+\.\d+"),
+    feat("d", "decimal(6,2)", min=0.005, max=1000, max_length=5),
+    feat("d0", "decimal(38,0)"),
+    feat("s", "string", pattern="[A-Z][a-z]+", max_length=5, allowed=("Ann", "straße", "US", "12", "true")),
+    feat("flag", "bool", allowed=(True,)),
+    feat("day", "date", min="2025-01-01", max="2025-12-31"),
+    feat("ts", "timestamp", required=True, min="2025-01-01T00:00:00Z", max="2025-06-01T12:00:00+00:00",
+         pattern=".*00:00"),
+)
+FUZZ_KINDS = {"i": "number", "b": "number", "f": "number", "d": "number", "d0": "number", "s": "text",
+              "flag": "bool", "day": "timestamp", "ts": "timestamp"}
+FUZZ_QUALITY = QualityConfig(
+    rules=(Rule("sum", "i + f > 2"), Rule("ratio", "f / i < 10"), Rule("mod", "b % 3 == 1"),
+           Rule("text", "s + 'x' != 'Annx' or flag"), Rule("time", "ts - ts == 0 and day - day == 0"),
+           Rule("mixed", "abs(-d) >= 0 and not (i == 12.0)"), Rule("bad_types", "s > 1"),
+           Rule("div", "i / (i - i) > 0 or d > 5")),
+    event_time="ts", freshness=timedelta(days=7),
+)
+
+
+@pytest.mark.parametrize("csv", [True, False], ids=["csv-text", "json-values"])
+def test_fuzzed_values_score_the_same(csv: bool) -> None:
+    rng = random.Random(5 if csv else 6)
+    records: list[dict[str, Any]] = []
+    for _ in range(3000):
+        rec = {name: fuzz_value(rng, kind, csv) for name, kind in FUZZ_KINDS.items()}
+        if not csv and rng.random() < 0.2:
+            rec.pop(rng.choice(list(rec)))
+        if rng.random() < 0.05:
+            rec["extra"] = None if not csv else ""
+        records.append(rec)
+    nulls = frozenset({"NA", "N/A", "NULL", "null", "-"}) if csv else frozenset()
+    args = (FUZZ_SCHEMA, FUZZ_QUALITY, (), FUZZ_SCHEMA, nulls)
+    assert_same(DatasetScorer(*args), BatchScorer(*args), records)
+
+
+def test_every_record_in_one_csv_column_kind() -> None:
+    """Whole columns of one unusual shape (the vectorised paths, not only mixed columns)."""
+    rng = random.Random(7)
+    for kind in ("number", "timestamp"):
+        records = [{name: rng.choice(NUMBER_TEXT if FUZZ_KINDS[name] == "number" else TS_TEXT)
+                    if FUZZ_KINDS[name] == kind else fuzz_value(rng, FUZZ_KINDS[name], True)
+                    for name in FUZZ_KINDS} for _ in range(500)]
+        args = (FUZZ_SCHEMA, FUZZ_QUALITY, (), FUZZ_SCHEMA, frozenset({"NA"}))
+        assert_same(DatasetScorer(*args), BatchScorer(*args), records)
+
+
+# ------------------------------------------------------------------ transformations
+
+def _derive(name: str, expr: str, dtype: str, **kw: Any) -> Transformation:
+    f = feat(name, dtype, **kw)
+    return Transformation("derive", (), {"name": name, "expr": expr, "dtype": f.dtype, "feature": f})
+
+
+def test_transformations_match() -> None:
+    source = (feat("id", "int", required=True), feat("name", "string", pattern="[A-Z][a-z]+"),
+              feat("qty", "int"), feat("price", "decimal(8,2)"), feat("code", "string"), feat("junk", "string"),
+              feat("n", "string"))
+    steps = (
+        Transformation("rename", ("id",), {"mapping": {"id": "order_id"}}),
+        Transformation("trim", ("name", "code"), {}),
+        Transformation("upper", ("code",), {}),
+        Transformation("lower", ("name",), {}),
+        Transformation("fill_null", ("qty",), {"value": 1}),
+        Transformation("fill_null", ("code",), {"value": "NONE"}),
+        Transformation("cast", ("n",), {"dtype": parse_dtype("int")}),
+        Transformation("drop", ("junk", "unwanted"), {}),
+        _derive("total", "qty * price", "decimal(10,2)", min=0),
+        _derive("label", "name + '-' + code", "string", max_length=12),
+        _derive("big", "order_id * 1000000000000", "bigint"),
+        _derive("half", "qty / 2", "double"),
+    )
+    from atlas_stream.transform import transform_schema
+
+    schema = transform_schema(source, steps)
+    quality = QualityConfig(rules=(Rule("pos", "total > 0"), Rule("big", "big > 0")))
+    rng = random.Random(8)
+    records = []
+    for i in range(2000):
+        rec: dict[str, Any] = {
+            "id": rng.choice([i, str(i), f" {i} ", None, "x", 2 ** 62, 9_000_000_000]),
+            "name": rng.choice(TEXT + [None, 5]),
+            "qty": rng.choice([1, 2, "3", None, "", "NA", 2.5, 10 ** 15]),
+            "price": rng.choice(["9.99", "0.1", 0.1, "1e2", None, "abc", 3, "123456.789"]),
+            "code": rng.choice([" ab ", "straße", None, "", "x y"]),
+            "junk": "j",
+            "n": rng.choice(["12", "1.5", None, "x", 7, " 8 "]),
+        }
+        if rng.random() < 0.1:
+            rec["unwanted"] = 1
+        if rng.random() < 0.1:
+            del rec["qty"]
+        if rng.random() < 0.05:
+            rec["order_id"] = "collides"
+        records.append(rec)
+    args = (schema, quality, steps, source, frozenset({"NA"}))
+    assert_same(DatasetScorer(*args), BatchScorer(*args), records)
+
+
+# ------------------------------------------------------------------ the sample contracts
+
+@pytest.mark.parametrize("file, as_text", [("ecommerce_transactions_fs.json", True),
+                                           ("ecommerce_transactions_rdbms.json", False)])
+def test_sample_contracts_match(file: str, as_text: bool) -> None:
+    contract = load_contract(ROOT / "metadata" / file)
+    for ds in contract.datasets:
+        stream, batch = scorers(ds)
+        gen = SampleGenerator(ds, seed=11, defect_rate=0.3)
+        records: list[dict[str, Any]] = []
+        import orjson
+
+        while len(records) < 1500:
+            value, _ = gen.raw(NOW - timedelta(hours=1))
+            try:
+                rec = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                continue
+            if as_text:  # a CSV row: every value is text, a missing one is empty
+                rec = {k: "" if v is None else (v if isinstance(v, str) else orjson.dumps(v).decode())
+                       for k, v in rec.items()}
+                for name in [f.name for f in ds.source_features]:
+                    rec.setdefault(name, gen.rng.choice(["", "NA", "-", " "]))
+            records.append(rec)
+        assert_same(stream, batch, records)
+
+
+def test_plain_columns_take_the_fast_paths_and_still_match() -> None:
+    """Whole batches of ordinary values (Arrow's casts alone), then the same with one value
+    Arrow's cast refuses (Feb 30th) or reads only in the slow path."""
+    rng = random.Random(9)
+    plain = {
+        "i": lambda: str(rng.randint(-5, 2000)),
+        "b": lambda: str(rng.choice([12, -3, 0, 1, 77])),
+        "f": lambda: f"{rng.uniform(-5, 50):.3f}",
+        "d": lambda: rng.choice(["1.5", "12.", "999.99", "-0.50", "+3.25", "1000.00", "0.001"]),
+        "d0": lambda: rng.choice(["12", "12.", "-7", "123456789012345678901234567890"]),
+        "s": lambda: rng.choice(["Ann", "Bob", "straße"]),
+        "flag": lambda: rng.choice(["true", "no"]),
+        "day": lambda: rng.choice(["2025-03-01", "2025-12-31", "2024-02-29"]),
+        "ts": lambda: rng.choice(["2025-05-30T10:00:00Z", "2025-05-31 23:59:59.5+02:00", "2025-06-01T11:00",
+                                  "2025-05-30", "2025-05-29T00:00:00.123456-05:30", "0001-01-01T00:30:00+01:00"]),
+    }
+    args = (FUZZ_SCHEMA, FUZZ_QUALITY, (), FUZZ_SCHEMA, frozenset({"NA"}))
+    stream, batch = DatasetScorer(*args), BatchScorer(*args)
+    records = [{name: make() for name, make in plain.items()} for _ in range(400)]
+    assert_same(stream, batch, records)
+    records[7]["ts"] = "2025-02-30T10:00:00Z"
+    records[8]["d"] = "1e2"
+    records[9]["i"] = "+12.000"
+    assert_same(stream, batch, records)
+
+
+def test_python_whitespace_is_complete() -> None:
+    import sys
+
+    from atlas_stream.batch.arrow_values import PY_WHITESPACE
+
+    assert PY_WHITESPACE == "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())

@@ -1,0 +1,202 @@
+"""``batch`` on fs contracts: lake output per tier, reruns without duplicates, stream files left
+alone, CSV / JSON lines / Parquet inputs, summaries and the errors a user can act on."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+
+from atlas_stream.cli import main
+from atlas_stream.contracts import load_contract
+from atlas_stream.lake import committed_name, dataset_features, lake_schema, parse_committed_name
+from atlas_stream.quality import DatasetScorer
+from atlas_stream.samples import SampleGenerator
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACT = ROOT / "metadata" / "ecommerce_transactions_fs.json"
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for key in list(os.environ):
+        if key.startswith("ATLAS_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("ATLAS_LANDING_DIR", str(tmp_path / "landing"))
+    monkeypatch.setenv("ATLAS_LAKE_URI", str(tmp_path / "lake"))
+    monkeypatch.setenv("ATLAS_METADATA_DIR", str(ROOT / "metadata"))
+    (tmp_path / "landing" / "transactions").mkdir(parents=True)
+    return tmp_path
+
+
+def sample_rows(n: int, seed: int = 3) -> list[dict[str, str]]:
+    """CSV rows of the sample contract: text values, some of them defective or missing."""
+    ds = load_contract(CONTRACT).datasets[0]
+    gen = SampleGenerator(ds, seed=seed, defect_rate=0.3)
+    names = [f.name for f in ds.source_features]
+    rows: list[dict[str, str]] = []
+    while len(rows) < n:
+        value, _ = gen.raw()
+        try:
+            rec = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            continue
+        rows.append({k: "" if rec.get(k) is None else rec[k] if isinstance(rec[k], str) else orjson.dumps(rec[k]).decode()
+                     for k in names})
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def expected_tiers(rows: list[dict[str, Any]], now: datetime) -> Counter[str]:
+    ds = load_contract(CONTRACT).datasets[0]
+    scorer = DatasetScorer(ds.schema, ds.quality, ds.transformations, ds.source_features, ds.null_values)
+    return Counter(scorer.process(r, now).report.tier for r in rows)
+
+
+def lake_rows(lake: Path) -> list[tuple[Any, ...]]:
+    return duckdb.sql(f"SELECT tier, ingest_date, _source_topic, _source_offset, transaction_id FROM "
+                      f"read_parquet('{lake}/**/*.parquet', hive_partitioning=true)").fetchall()
+
+
+def run(*args: str, capsys: pytest.CaptureFixture[str] | None = None) -> int:
+    return main(["batch", "--ocs", "ecommerce_transactions_fs", *args])
+
+
+def test_csv_lands_per_tier_and_a_rerun_replaces_it(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = sample_rows(3000)
+    write_csv(env / "landing" / "transactions" / "day1.csv", rows)
+    lake = env / "lake"
+    # a file written by the stream's sink in the same partition layout: never touched
+    ds = load_contract(CONTRACT).datasets[0]
+    stream_dir = lake / "ecommerce" / "transactions" / "tier=gold" / "ingest_date=2020-01-01"
+    stream_dir.mkdir(parents=True)
+    stream_file = stream_dir / committed_name("atlas.ecommerce_transactions_fs.transactions.gold", 0, 0, 9)
+    pq.write_table(pa.Table.from_pylist([], schema=lake_schema(dataset_features(ds))), stream_file)
+    before = stream_file.read_bytes()
+
+    assert run("--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    got = Counter(t for t, *_ in lake_rows(lake))
+    now = datetime.now(timezone.utc)
+    assert got == expected_tiers(rows, now)
+    assert summary["rows"] == 3000 and summary["datasets"]["transactions"]["tiers"] == dict(got)
+    top = summary["datasets"]["transactions"]["top_failures"]
+    assert top and top == sorted(top, key=lambda f: -f["rows"])
+
+    assert run() == 0
+    out = capsys.readouterr().out
+    assert "3,000 rows" in out and "most frequent failures" in out
+    again = lake_rows(lake)
+    assert len(again) == 3000, "a rerun must replace its own output, not add to it"
+    assert sorted(r[3] for r in again) == list(range(3000))
+    assert {r[2] for r in again} == {str(env / "landing" / "transactions" / "day1.csv")}
+    assert stream_file.read_bytes() == before
+    for f in lake.rglob("*"):
+        if f.is_file() and f != stream_file:
+            assert parse_committed_name(f.name) is None and f.name.startswith("batch-") and f.suffix == ".parquet"
+    table = pads.dataset(lake / "ecommerce" / "transactions", format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == 3000
+    expected = lake_schema(dataset_features(ds))
+    assert pq.read_schema(next(lake.rglob("batch-*.parquet"))).remove_metadata() == expected
+
+
+def test_json_lines_parquet_and_a_folder(env: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rows = sample_rows(600, seed=4)
+    folder = env / "landing" / "mixed"
+    folder.mkdir()
+    records = [{k: v for k, v in r.items() if v != ""} for r in rows[:300]]
+    for r in records[:50]:
+        r["quantity"] = int(r["quantity"]) if r.get("quantity", "x").isdigit() else r.get("quantity")
+    (folder / "a.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n{broken\n")
+    pq.write_table(pa.Table.from_pylist(rows[300:]), folder / "b.parquet")
+    (folder / ".hidden.csv").write_text("ignored")
+    contract = json.loads(CONTRACT.read_text())
+    source = contract["dataset_config"][0]["source"]
+    source["path"] = str(folder)
+    del source["format"]
+    del contract["source_config"]["format"]
+    meta = tmp_path / "meta"
+    meta.mkdir()
+    (meta / "c.json").write_text(json.dumps(contract))
+    monkeypatch.setenv("ATLAS_METADATA_DIR", str(meta))
+    assert run("--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    ds = summary["datasets"]["transactions"]
+    assert summary["rows"] == 600 and ds["skipped_input"] == 1 and "a.jsonl line 301" in ds["problems"][0]
+    now = datetime.now(timezone.utc)
+    want = expected_tiers(records, now) + expected_tiers(rows[300:], now)
+    assert Counter(t for t, *_ in lake_rows(env / "lake")) == want
+
+
+def test_errors_are_one_line_and_leave_the_previous_output(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run() == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no file matches" in err and "transactions/*.csv" in err
+
+    landing = env / "landing" / "transactions"
+    write_csv(landing / "a.csv", sample_rows(200))
+    assert run() == 0
+    capsys.readouterr()
+    first = sorted(p.name for p in (env / "lake").rglob("*.parquet"))
+    (landing / "b.csv").write_bytes(b"transaction_id,customer_id\n\xff\xfe,1\n")  # not UTF-8
+    assert run() == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "b.csv" in err and err.count("\n") == 0
+    assert sorted(p.name for p in (env / "lake").rglob("*.parquet")) == first
+    assert not [p for p in (env / "lake").rglob("*") if p.name.endswith(".tmp")]
+
+    (landing / "b.csv").unlink()
+    lake_file = env / "lake-is-a-file"
+    lake_file.write_text("")
+    os.environ["ATLAS_LAKE_URI"] = str(lake_file)
+    assert run() == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot write to the lake" in err and err.count("\n") == 0
+
+    assert main(["batch", "--ocs", "ecommerce_transactions_fs", "--dataset", "nope"]) == 2
+    assert "has no dataset 'nope'" in capsys.readouterr().err
+    assert main(["batch", "--ocs", "ecommerce_transactions_streaming"]) == 2
+    assert "fs and rdbms" in capsys.readouterr().err
+
+
+def test_progress_lines_when_not_a_terminal(env: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from atlas_stream.batch import progress
+
+    monkeypatch.setattr(progress, "PLAIN_EVERY", 0.0)
+    write_csv(env / "landing" / "transactions" / "a.csv", sample_rows(100))
+    assert run() == 0
+    err = capsys.readouterr().err
+    assert "ecommerce_transactions_fs.transactions: 100 rows" in err and "100%" in err and "\r" not in err
+
+
+def test_progress_bar_on_a_terminal() -> None:
+    import io
+
+    from atlas_stream.batch.progress import Progress
+
+    out = io.StringIO()
+    bar = Progress("ds", 1000, "B", stream=out, tty=True)
+    bar.update(50, 500)
+    bar.update(50, 1000)
+    bar.close()
+    text = out.getvalue()
+    assert "100%" in text and "100 rows" in text and "rows/s" in text
