@@ -35,10 +35,6 @@ def _features_for(dataset: Dataset, version: int | None) -> tuple[Feature, ...]:
     return dataset.schema
 
 
-async def _seek(topic: str, partition: int, offset: int) -> None:
-    await app.consumer.seek(TP(topic, partition), offset)
-
-
 async def _commit(offsets: dict[tuple[str, int], int]) -> None:
     # Faust has no public call to commit chosen offsets; its driver's _commit is what Faust's own
     # commit uses once it has worked the offsets out from acks (faust/transport/consumer.py).
@@ -65,7 +61,7 @@ def _make_router() -> SinkRouter:
                     flush_bytes=settings.sink_flush_bytes, rotate_seconds=settings.sink_rotate_seconds,
                     rotate_rows=settings.sink_rotate_rows, rotate_bytes=settings.sink_rotate_bytes)
     return SinkRouter(catalog, lake=lake, es=es, limits=limits, staging=settings.data_dir / "sink-staging",
-                      features_for=_features_for, probe=Probe(settings.bootstrap_servers), seek=_seek,
+                      features_for=_features_for, probe=Probe(settings.bootstrap_servers),
                       commit=_commit, send=_send, event=_event, max_message_bytes=settings.max_message_bytes)
 
 

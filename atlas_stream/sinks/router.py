@@ -1,5 +1,5 @@
 """Routes tier-topic records to the Parquet and Elasticsearch sinks and decides which offsets
-are safe to commit to Kafka. No Faust here: the agent passes in how to seek and commit.
+are safe to commit to Kafka. No Faust here: the agent passes in how to commit and send.
 
 Per tier-topic partition the router keeps the next offset it expects. A record below it is a
 replay (the consumer started from an older committed offset, or Faust delivered twice) unless
@@ -71,13 +71,12 @@ class _State:
 class SinkRouter:
     def __init__(self, catalog: Catalog, *, lake: Lake | None, es: Any, limits: Limits, staging: Path,
                  features_for: FeaturesFor, probe: Probe,
-                 seek: Callable[[str, int, int], Awaitable[None]],
                  commit: Callable[[dict[TP, int]], Awaitable[Any]],
                  send: Callable[[str, bytes | None, bytes], Awaitable[Any]],
                  event: Callable[[str, str, dict[str, Any]], Awaitable[Any]] | None = None,
                  max_message_bytes: int = 1_000_000) -> None:
         self.lake, self.es, self.limits, self.staging = lake, es, limits, staging
-        self.features_for, self.probe, self.seek, self.commit, self.send = features_for, probe, seek, commit, send
+        self.features_for, self.probe, self.commit, self.send = features_for, probe, commit, send
         self.event, self.max_message_bytes = event, max_message_bytes
         self.routes = routes_for(catalog, parquet=lake is not None, elasticsearch=es is not None)
         self.states: dict[TP, _State] = {}
@@ -178,10 +177,12 @@ class SinkRouter:
                 return "skip"
             if await self._same_topic(st):
                 # Parquet commits a file only after Elasticsearch indexed what it covers, so
-                # every sink of this partition has what lies below ``expected``.
+                # every sink of this partition has what lies below ``expected``. They are read and
+                # skipped rather than sought past: seeking Faust's consumer while its fetcher runs
+                # crashes aiokafka's fetcher (KeyError in fetched_records, faust-streaming 0.15.3).
                 st.replays_below = st.expected
-                log.info("%s[%d]: records below %d are already written; seeking there", topic, partition, st.expected)
-                await self.seek(topic, partition, st.expected)
+                log.info("%s[%d]: records %d..%d are already written; skipping them", topic, partition,
+                         offset, st.expected - 1)
                 return "skip"
             await self._restart_series(st, offset)
             return "write"
