@@ -90,7 +90,7 @@ def throughput(rows: int) -> float:
 
 def latency(records: int, flush: str, rotate: str) -> None:
     sys.path.insert(0, str(ROOT / "tests"))
-    from integration.harness import Worker, produce, worker_env
+    from integration.harness import Worker, worker_env
 
     from atlas_stream.devbroker import DevBroker, free_port
 
@@ -114,9 +114,17 @@ def latency(records: int, flush: str, rotate: str) -> None:
                                             "note": "ok", "created_at": datetime.now(timezone.utc).isoformat()}))
             # Paced at ~200 records/s so that the figure is latency, not a backlog draining.
             async def paced() -> None:
-                for i, v in enumerate(values):
-                    sent[i] = time.time()
-                    await produce(broker.bootstrap, "atlas.itest.orders.raw", [v])
+                from aiokafka import AIOKafkaProducer
+
+                producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+                await producer.start()
+                try:
+                    for i, v in enumerate(values):
+                        sent[i] = time.time()
+                        await producer.send_and_wait("atlas.itest.orders.raw", v)
+                        await asyncio.sleep(0.005)
+                finally:
+                    await producer.stop()
             asyncio.run(paced())
             seen: dict[str, float] = {}
             deadline = time.time() + 120 + records / 50

@@ -131,18 +131,21 @@ class SinkRouter:
         st.last = {"offset": offset, "source": [src.get("topic"), src.get("partition"), src.get("offset")],
                    "ingested_at": message.get("ingested_at")}
         w = st.writer
+        if w is not None and w.rolls(message):
+            async with w.lock:
+                await self._commit_file(st)  # before this record reaches any sink
+        if st.route.elasticsearch:
+            # Into the index buffer before the file: a file is committed only after a flush of
+            # this buffer, so the index always holds every record of every committed file.
+            self.es.add_message(message, (topic, partition, offset), features=self._es_features(st.route.dataset))
+            st.es_end = offset
         if w is not None:
             async with w.lock:
-                if w.rolls(message):
-                    await self._commit_file(st)
                 w.consume(offset, message, len(value or b""))
                 if w.due(time.monotonic()):
                     await self._flush_file(st)
-        if st.route.elasticsearch:
-            self.es.add_message(message, (topic, partition, offset), features=self._es_features(st.route.dataset))
-            st.es_end = offset
-            if self.es.due():
-                await self._flush_es()
+        if st.route.elasticsearch and self.es.due():
+            await self._flush_es()
 
     def _es_features(self, dataset: Dataset) -> set[str] | None:
         if dataset.destination.features is None:
