@@ -92,8 +92,10 @@ if _routes:
     async def check_sink_destinations() -> None:
         """Say clearly at startup when the lake cannot be reached (the writers keep retrying)."""
         router = await _get_router()
+        if router.lake is None:
+            return
         try:
-            await asyncio.to_thread(router.lake.check) if router.lake else None
+            await asyncio.to_thread(router.lake.check)
         except Exception as exc:  # noqa: BLE001 - reported; records wait in Kafka meanwhile
             log.error("the lake %s is not reachable (%s): records wait in Kafka until it is", settings.lake_uri, exc)
 

@@ -15,7 +15,7 @@ import isodate
 
 from .contract_schema import NAME_PATTERN, SCHEMA_FILE, SCHEMA_PATH, did_you_mean, json_path, schema_problems
 from .dtypes import coerce, parse_bound
-from .errors import ContractError, ExprError
+from .errors import ConfigError, ContractError, ExprError
 from .expr import compile_expr
 from .model import (
     CSV_NULL_TOKENS,
@@ -33,7 +33,8 @@ from .placeholders import Filled, Loc, fill_placeholders
 from .registry import MODES, normalise_mode
 from .transform import TransformSchemaError, transform_schema
 
-__all__ = ["SCHEMA_FILE", "SCHEMA_PATH", "check_contracts", "json_path", "load_contract", "load_contracts"]
+__all__ = ["SCHEMA_FILE", "SCHEMA_PATH", "check_contracts", "contract_for_group", "json_path", "load_contract",
+           "load_contracts"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,16 @@ def load_contracts(directory: str | Path, env: Mapping[str, str] | None = None) 
     if errors:
         _raise(errors)
     return contracts
+
+
+def contract_for_group(directory: str | Path, group: str) -> Contract:
+    """The contract whose ``ocs_group_name`` is ``group`` (ConfigError naming the known ones)."""
+    contracts = load_contracts(directory)
+    for contract in contracts:
+        if contract.group == group:
+            return contract
+    known = ", ".join(sorted(c.group for c in contracts)) or "none"
+    raise ConfigError(f"no contract with ocs_group_name {group!r} in {directory} (known: {known})")
 
 
 def check_contracts(directory: str | Path, env: Mapping[str, str] | None = None) -> list[ContractError]:

@@ -15,8 +15,7 @@ fields may also hold date32 and timestamp arrays (an expression can return a fie
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import date
 from typing import Any, Callable, Iterable, TypeAlias
 
 import orjson
@@ -25,6 +24,7 @@ import pyarrow.compute as pc
 
 from ..dtypes import INT64_MAX, CoercionError, canonical_text, coercer, is_missing
 from ..lake import arrow_type
+from ..sources.file_options import json_default as poller_json_default
 from ..model import DType
 
 __all__ = [
@@ -496,15 +496,9 @@ def canonical(coerced: Coerced, dtype: DType, raw: Values | None) -> pa.Array:
 
 
 def json_default(value: Any) -> Any:
-    """JSON form of what Parquet hands over (as the file poller writes it)."""
-    if isinstance(value, (date, datetime, time)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, (bytes, bytearray)):
-        from ..sources.file_options import json_default as poller_default
-
-        return poller_default(value)
-    return value
+    """JSON form of what Parquet hands over: the file poller's conversion (both paths publish the
+    same JSON); any other value (lists, structs) is left for the caller as it is."""
+    try:
+        return poller_json_default(value)
+    except TypeError:
+        return value

@@ -22,7 +22,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..contracts import load_contracts
+from ..contracts import contract_for_group
 from ..errors import AtlasError, ConfigError
 from ..lake import dataset_features, lake_schema
 from ..messages import record_key
@@ -54,12 +54,7 @@ class Input(Protocol):
 
 
 def _contract(settings: Settings, group: str) -> Contract:
-    contracts = load_contracts(settings.metadata_dir)
-    for contract in contracts:
-        if contract.group == group:
-            return contract
-    known = ", ".join(sorted(c.group for c in contracts)) or "none"
-    raise ConfigError(f"no contract with ocs_group_name {group!r} in {settings.metadata_dir} (known: {known})")
+    return contract_for_group(settings.metadata_dir, group)
 
 
 def _datasets(contract: Contract, name: str | None) -> list[Dataset]:

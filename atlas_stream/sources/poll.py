@@ -10,7 +10,7 @@ import sys
 import time
 from typing import IO
 
-from ..contracts import load_contracts
+from ..contracts import contract_for_group
 from ..contract_schema import json_path
 from ..errors import BrokerUnavailable, ConfigError
 from ..model import Contract
@@ -60,12 +60,7 @@ class TerminalProgress:
 
 
 def _contract(settings: Settings, group: str) -> Contract:
-    contracts = load_contracts(settings.metadata_dir)
-    for contract in contracts:
-        if contract.group == group:
-            return contract
-    known = ", ".join(sorted(c.group for c in contracts)) or "none"
-    raise ConfigError(f"no contract with ocs_group_name {group!r} in {settings.metadata_dir} (known: {known})")
+    return contract_for_group(settings.metadata_dir, group)
 
 
 def build_sources(contract: Contract, settings: Settings, dataset: str | None = None, once: bool = False,

@@ -30,7 +30,7 @@ def order(i: int, **over: Any) -> bytes:
 def mixed(i: int) -> bytes:
     """Orders spread over the four tiers (see tests/integration/contracts/itest.json)."""
     kind = i % 10
-    if kind == 7:  # one check of 19 fails -> silver? (note too long: validity)
+    if kind == 7:  # one failure (note too long)
         return order(i, note="far too long a note")
     if kind == 8:  # several failures -> bronze
         return order(i, note="far too long a note", currency="GBP", quantity=0, amount=20000)

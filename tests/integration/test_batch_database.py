@@ -5,6 +5,7 @@ column and an unreachable server, and ``--to-kafka`` as a backfill into the raw 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -41,20 +42,26 @@ ORDER_COLUMNS = ["id", "order_number", "customer_id", "order_date", "status", "t
                  "currency", "updated_at"]
 
 
-@pytest.fixture(params=["postgresql", "mariadb"])
-def db(request: pytest.FixtureRequest) -> Iterator[tuple[str, URL]]:
-    kind = request.param
+@contextlib.contextmanager
+def fresh_database(kind: str) -> Iterator[URL]:
+    """A new, empty database on the local server of ``kind``; dropped afterwards."""
     admin_url = PG if kind == "postgresql" else MARIADB
     name = f"atlas_batch_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE DATABASE {name}")
     try:
-        yield kind, admin_url.set(database=name)
+        yield admin_url.set(database=name)
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}" + (" WITH (FORCE)" if kind == "postgresql" else ""))
         admin.dispose()
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def db(request: pytest.FixtureRequest) -> Iterator[tuple[str, URL]]:
+    with fresh_database(request.param) as url:
+        yield request.param, url
 
 
 def create_orders(url: URL, n: int, seed: int = 1) -> list[tuple[Any, ...]]:
@@ -172,12 +179,7 @@ def test_tables_land_with_the_stream_tiers_and_reruns_replace(db: tuple[str, URL
 
 
 def test_classic_invocation_reads_both_sample_tables(tmp_path: Path) -> None:
-    name = f"atlas_batch_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    url = PG.set(database=name)
-    try:
+    with fresh_database("postgresql") as url:
         create_orders(url, 500)
         engine = sa.create_engine(url, poolclass=sa.NullPool)
         with engine.begin() as conn:
@@ -200,10 +202,6 @@ def test_classic_invocation_reads_both_sample_tables(tmp_path: Path) -> None:
                              " hive_partitioning=true)").fetchall()
         assert [c[0] for c in columns][:7] == ["customer_id", "email", "country", "signup_date", "marketing_opt_in",
                                               "lifetime_value", "updated_at"]
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
 
 
 def test_missing_column_and_unreachable_database(db: tuple[str, URL], tmp_path: Path) -> None:
@@ -227,12 +225,7 @@ def test_missing_column_and_unreachable_database(db: tuple[str, URL], tmp_path: 
 
 
 def test_to_kafka_publishes_the_rows_to_the_raw_topic(noida: DevBroker, tmp_path: Path) -> None:
-    name = f"atlas_batch_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    url = PG.set(database=name)
-    try:
+    with fresh_database("postgresql") as url:
         rows = create_orders(url, 1000)
         env = batch_env(tmp_path, url, ATLAS_METADATA_DIR=str(contract_for(tmp_path, "postgresql")),
                         ATLAS_BROKER=noida.url, ATLAS_TOPIC_PARTITIONS="2")
@@ -247,7 +240,3 @@ def test_to_kafka_publishes_the_rows_to_the_raw_topic(noida: DevBroker, tmp_path
             assert published[row[0]] == decode_raw(encode_row(ORDER_COLUMNS, row))
         assert {m.key for m in messages[:5]} <= {str(r[0]).encode() for r in rows}
         assert not (tmp_path / "lake").exists()
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
