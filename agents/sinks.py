@@ -111,6 +111,27 @@ if _routes:
         if _router is not None:
             await _router.tick()
 
+    @app.on_rebalance_complete.connect
+    async def seek_sink_partitions_to_lake(app: Any, **kwargs: Any) -> None:
+        """Recover newly assigned tier partitions from the lake and start them where it ends.
+
+        Faust sends this signal, and awaits it, right before it resumes the assigned partitions
+        and seeks each to its committed offset, so committing the recovered offset here is how the
+        consumer seeks there. A seek of our own would be overwritten by Faust's, and one from the
+        agent races Faust's fetcher thread (faust-streaming 0.15.3 calls aiokafka's ``seek`` from
+        the event loop's thread; aiokafka's fetcher crashed with a KeyError). ``on_partitions_assigned``
+        is too early: table recovery runs alongside it and may seek first.
+        """
+        mine = [(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in _routes]
+        if not mine:
+            return
+        router = await _get_router()
+        positions = await router.recover_assigned(mine)
+        if positions:
+            await _commit(positions)
+            log.info("sink: seeking %s to where the lake ends", ", ".join(
+                f"{t}[{p}] -> {off}" for (t, p), off in sorted(positions.items())))
+
     @app.on_partitions_revoked.connect
     async def forget_revoked_sink_partitions(app: Any, revoked: set[TP], **kwargs: Any) -> None:
         if _router is not None:

@@ -147,6 +147,24 @@ class SinkRouter:
         if st.route.elasticsearch and self.es.due():
             await self._flush_es()
 
+    async def recover_assigned(self, tps: Iterable[TP]) -> dict[TP, int]:
+        """Recover newly assigned partitions from the lake's committed file names; returns the
+        offset the consumer must go on from, per partition that has files (Kafka Connect's HDFS
+        sink, ``TopicPartitionWriter.recover``). Partitions already known are left as they are."""
+        positions: dict[TP, int] = {}
+        for tp in tps:
+            if tp in self.states or tp[0] not in self.routes:
+                continue
+            try:
+                st = await self._assign(tp)
+            except Exception as exc:  # noqa: BLE001 - recovered again on the partition's first record
+                log.error("parquet %s[%d]: the lake could not be read to recover the partition (%s); it is "
+                          "recovered on its first record, and records its files hold are skipped", tp[0], tp[1], exc)
+                continue
+            if st.expected is not None:
+                positions[tp] = st.expected
+        return positions
+
     def _es_features(self, dataset: Dataset) -> set[str] | None:
         if dataset.destination.features is None:
             return None
@@ -180,9 +198,11 @@ class SinkRouter:
                 return "skip"
             if await self._same_topic(st):
                 # Parquet commits a file only after Elasticsearch indexed what it covers, so
-                # every sink of this partition has what lies below ``expected``. They are read and
-                # skipped rather than sought past: seeking Faust's consumer while its fetcher runs
-                # crashes aiokafka's fetcher (KeyError in fetched_records, faust-streaming 0.15.3).
+                # every sink of this partition has what lies below ``expected``. The consumer was
+                # positioned at the recovered offset on assignment (``recover_assigned``); records
+                # below it still arrive when Faust re-reads from the committed offset after a
+                # rebalance that kept the partition, or when the lake could not be read then. They
+                # are skipped, not sought past: a seek from the agent races Faust's fetcher thread.
                 st.replays_below = st.expected
                 log.info("%s[%d]: records %d..%d are already written; skipping them", topic, partition,
                          offset, st.expected - 1)
