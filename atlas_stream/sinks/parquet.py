@@ -28,12 +28,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import metrics
-from ..dtypes import CoercionError, coerce
 from ..lake import CommittedFile, dataset_features, lake_schema, parse_committed_name, partition_dir, tier_dir
 from ..model import Dataset, Feature
 from .lakefs import Lake, LakeUnavailable
+from .tier_arrow import Window, decode_window, replays
 
-__all__ = ["Limits", "PartitionWriter", "Recovery", "TMP_PREFIX", "recover", "rows_to_table"]
+__all__ = ["Committed", "Limits", "PartitionWriter", "Recovery", "TMP_PREFIX", "recover"]
 
 log = logging.getLogger(__name__)
 
@@ -98,51 +98,26 @@ def recover(lake: Lake, dataset_path: str, tier: str, topic: str, partition: int
     return rec
 
 
-def _column(values: list[Any], feature: Feature, typ: pa.DataType) -> pa.Array:
-    name = feature.dtype.name
-    try:
-        if name in ("date", "timestamp", "decimal"):
-            return pc.cast(pa.array([None if v is None else str(v) for v in values], pa.string()), typ)
-        return pa.array(values, typ)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-        pass
-    # Slow path, only when a value is not in the tier message's canonical form.
-    out = []
-    for v in values:
-        try:
-            out.append(None if v is None else coerce(v, feature.dtype))
-        except CoercionError:
-            out.append(None)
-    return pa.array(out, typ)
-
-
-def rows_to_table(messages: Sequence[dict[str, Any]], features: Sequence[Feature], schema: pa.Schema) -> pa.Table:
-    """Tier messages -> an Arrow table of the lake schema."""
-    records = [m.get("record") or {} for m in messages]
-    cols: list[pa.Array] = []
-    for f in features:
-        cols.append(_column([r.get(f.name) for r in records], f, schema.field(f.name).type))
-    quality = [m["quality"] for m in messages]
-    source = [m["source"] for m in messages]
-    cols.append(pa.array([q["tier"] for q in quality], pa.string()))
-    cols.append(pa.array([q["score"] for q in quality], pa.float64()))
-    cols.append(pa.array([list(q.get("failures") or ()) for q in quality], pa.list_(pa.string())))
-    cols.append(pc.cast(pa.array([m.get("ingested_at") for m in messages], pa.string()), pa.timestamp("us", tz="UTC")))
-    cols.append(pa.array([s["topic"] for s in source], pa.string()))
-    cols.append(pa.array([s["partition"] for s in source], pa.int32()))
-    cols.append(pa.array([s["offset"] for s in source], pa.int64()))
-    return pa.Table.from_arrays(cols, schema=schema)
-
-
 FeaturesFor = Callable[[Dataset, "int | None"], Sequence[Feature]]
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A file this writer committed: its name's offsets, its path in the lake, its rows."""
+
+    file: CommittedFile
+    path: str
+    rows: int
 
 
 class PartitionWriter:
     """Writes the records of one tier-topic partition to the lake.
 
-    Call ``consume`` for every record in offset order (the caller filters replays), ``flush``
-    when ``due``; ``commit`` renames the open file into the lake. Not thread-safe: the caller
-    holds ``lock`` around every coroutine.
+    Call ``consume`` for every record in offset order (the caller filters replays of tier
+    offsets), ``flush`` when ``due``; ``commit`` renames the open file into the lake. Both return
+    the files they committed. The buffer holds the messages' bytes; a window is decoded at once
+    on Arrow (``tier_arrow``) in a thread. Not thread-safe: the caller holds ``lock`` around
+    every coroutine.
     """
 
     def __init__(self, lake: Lake, dataset: Dataset, tier: str, topic: str, partition: int, recovery: Recovery,
@@ -155,12 +130,13 @@ class PartitionWriter:
         #: Offsets below this are in committed files or were replays: safe to commit to Kafka.
         self.committed_next: int | None = recovery.next_offset
         self.last: dict[str, Any] | None = recovery.last
-        self._buffer: list[dict[str, Any]] = []
+        self._values: list[bytes] = []
+        self._offsets: list[int] = []
         self._buffer_bytes = 0
         self._window_started = 0.0
-        self._pending_start: int | None = None  # first offset consumed since the last commit
-        self._pending_end: int | None = None
-        self._key: tuple[str, int | None] | None = None  # (ingest_date, schema version) of file+buffer
+        self._pending_start: int | None = None  # first decoded offset not in a committed file
+        self._decoded_end: int | None = None  # last offset of the windows already decoded
+        self._key: tuple[str, int | None] | None = None  # (ingest_date, schema version) of the open file
         self._writer: pq.ParquetWriter | None = None
         self._sink: Any = None
         self._tmp: str | Path | None = None
@@ -170,128 +146,110 @@ class PartitionWriter:
         self._file_opened = 0.0
         self._first_seen = 0.0
         self.skipped = 0
-        self.last_file: str | None = None
-        self.last_rows = 0
+        self.not_tier = 0
 
     # -- consuming -------------------------------------------------------------------------
-    def is_replay(self, message: dict[str, Any]) -> bool:
-        """True when this raw record was already written (the scoring agent emitted it twice)."""
-        src = message.get("source") or {}
-        key = f"{src.get('topic')}|{src.get('partition')}"
-        offset, ts = src.get("offset", -1), float(src.get("timestamp") or 0)
-        seen = self.guard.get(key)
-        if seen is not None and offset <= seen[0]:
-            if ts <= seen[1]:
-                return True
-            log.warning("%s: raw offsets of %s start again (offset %d after %d, newer timestamp): "
-                        "a recreated raw topic; its records are written", self.name, key, offset, seen[0])
-        self.guard[key] = [offset, max(ts, seen[1]) if seen and offset > seen[0] else ts]
-        return False
-
-    def rolls(self, message: dict[str, Any]) -> bool:
-        """True when ``message`` cannot join the open file (other ingest date or schema version)."""
-        return self._key is not None and self._key != _file_key(message)
-
-    def consume(self, offset: int, message: dict[str, Any], nbytes: int) -> None:
-        """Take the record at ``offset`` (call ``commit`` first when ``rolls`` says so)."""
-        if self._pending_start is None:
-            self._pending_start = offset
-        self._pending_end = offset
-        src = message.get("source") or {}
-        self.last = {"offset": offset, "source": [src.get("topic"), src.get("partition"), src.get("offset")],
-                     "ingested_at": message.get("ingested_at")}
-        if self.is_replay(message):
-            self.skipped += 1
-            return
-        if not self._buffer:
+    def consume(self, offset: int, value: bytes | None) -> None:
+        """Take the message at ``offset`` (its value's bytes, decoded when the window closes)."""
+        if not self._values:
             self._window_started = time.monotonic()
             if self._writer is None:
                 self._first_seen = time.time()
-        self._key = _file_key(message)
-        self._buffer.append(message)
-        self._buffer_bytes += nbytes
-
-    def skip(self, offset: int) -> None:
-        """Cover ``offset`` without writing anything (a message that is not a tier message)."""
-        if self._pending_start is None:
-            self._pending_start = offset
-        self._pending_end = offset
-        self.skipped += 1
+        self._values.append(value or b"")
+        self._offsets.append(offset)
+        self._buffer_bytes += len(value or b"")
 
     def due(self, now: float) -> bool:
         lim = self.limits
-        if self._buffer and (len(self._buffer) >= lim.flush_rows or self._buffer_bytes >= lim.flush_bytes
+        if self._values and (len(self._values) >= lim.flush_rows or self._buffer_bytes >= lim.flush_bytes
                              or now - self._window_started >= lim.flush_seconds):
             return True
         return self._writer is not None and now - self._file_opened >= lim.rotate_seconds
 
-    @property
-    def idle(self) -> bool:
-        """Nothing buffered and no open file."""
-        return not self._buffer and self._writer is None
-
     def safe_next(self) -> int | None:
         """The offset up to which Kafka may be told everything is written."""
-        if self.idle and self._pending_end is not None:
-            return self._pending_end + 1  # only replays since the last commit
         return self.committed_next
 
+    def restart_series(self, offset: int) -> None:
+        """The topic's offsets started again at ``offset`` (call after ``commit``): later files
+        form a new series, and raw offsets seen so far say nothing about the new records."""
+        self.series += 1
+        self.guard.clear()
+        self.committed_next = offset
+        self._decoded_end = None
+
     # -- writing -----------------------------------------------------------------------------
-    async def flush(self) -> None:
-        """Write the buffer as a row group; commit the file when it is big or old enough."""
-        if self._buffer:
-            rows, self._buffer, self._buffer_bytes = self._buffer, [], 0
-            await asyncio.to_thread(self._write, rows)
+    async def flush(self) -> list[Committed]:
+        """Write the buffer as row groups; commit the file when it is big or old enough (or
+        when the window holds records of another ingest date or schema version)."""
         lim = self.limits
+        done = await self._write_buffer()
         if self._writer is not None and (self._file_rows >= lim.rotate_rows
                                          or self._file_size() >= lim.rotate_bytes
                                          or time.monotonic() - self._file_opened >= lim.rotate_seconds):
-            await self.commit()
-        elif self.idle:
-            self._settle()
-
-    async def commit(self) -> CommittedFile | None:
-        """Flush, then rename the open file into the lake under its committed name."""
-        if self._buffer:
-            rows, self._buffer, self._buffer_bytes = self._buffer, [], 0
-            await asyncio.to_thread(self._write, rows)
-        if self._writer is None:
-            self._settle()
-            return None
-        assert self._pending_start is not None and self._pending_end is not None and self._key is not None
-        done = CommittedFile(self.topic, self.partition, self._pending_start, self._pending_end, self.series)
-        final = f"{partition_dir(self.dataset.destination.path, self.tier, self._key[0])}/{done.name}"
-        nrows = self._file_rows
-        await asyncio.to_thread(self._close, final)
-        metrics.SINK_COMMITS.labels("parquet", self.dataset.subject, self.tier).inc()
-        metrics.SINK_ROWS.labels("parquet", self.dataset.subject, self.tier).inc(nrows)
-        metrics.SINK_COMMIT_SECONDS.labels("parquet").observe(max(0.0, time.time() - self._first_seen))
-        log.info("%s: committed %s (%d rows)", self.name, final, nrows)
-        self.last_file, self.last_rows = final, nrows
-        self.committed_next = done.end + 1
-        self._pending_start = self._pending_end = None
-        self._key = None
+            done += await self.commit()
         return done
 
-    def _settle(self) -> None:
-        # Only replays since the last commit: they count as written.
-        if self._pending_end is not None and not self._buffer and self._writer is None:
-            self.committed_next = self._pending_end + 1
-            self._pending_start = self._pending_end = None
-            self._key = None
+    async def commit(self) -> list[Committed]:
+        """Flush, then rename the open file into the lake under its committed name."""
+        done = await self._write_buffer()
+        if self._writer is not None:
+            assert self._decoded_end is not None
+            done.append(await asyncio.to_thread(self._commit_open, self._decoded_end))
+            self._pending_start = None
+        return done
 
-    def _write(self, rows: list[dict[str, Any]]) -> None:
+    async def _write_buffer(self) -> list[Committed]:
+        if not self._values:
+            return []
+        values, offsets = self._values, self._offsets
+        self._values, self._offsets, self._buffer_bytes = [], [], 0
+        return await asyncio.to_thread(self._write_window, values, offsets)
+
+    def _write_window(self, values: list[bytes], offsets: list[int]) -> list[Committed]:
+        """Decode one window, drop replays, and write it; a change of ingest date or schema
+        version commits the open file at that record first (blocking: runs in a thread)."""
+        if self._pending_start is None:
+            self._pending_start = offsets[0]
+        prev_end, self._decoded_end = self._decoded_end, offsets[-1]
+        win = decode_window(values, lambda v: dataset_features(self.dataset, self.features_for(self.dataset, v)))
+        if len(win.positions) < len(values):
+            bad = [offsets[i] for i in sorted(set(range(len(values))) - set(win.positions))]
+            self.not_tier += len(bad)
+            log.error("%s: %d message(s) are not tier messages and were skipped (offsets %s%s)", self.name, len(bad),
+                      ", ".join(map(str, bad[:5])), ", ..." if len(bad) > 5 else "")
+        done: list[Committed] = []
+        if win.positions:
+            last = len(win.positions) - 1
+            raw_topic, raw_partition = _at(win.raw_key, last).rsplit("|", 1)
+            self.last = {"offset": offsets[win.positions[last]], "source": [raw_topic, int(raw_partition),
+                         _at(win.raw_offset, last)], "ingested_at": _at(win.ingested_at, last)}
+            dup = replays(self.guard, win.raw_key, win.raw_offset, win.raw_ts)
+            kept = list(range(len(win.positions))) if dup is None else [i for i, d in enumerate(dup) if not d]
+            self.skipped += len(win.positions) - len(kept)
+            for run in _runs(win, kept):
+                key = (_at(win.dates, run[0]), _at(win.versions, run[0]))
+                at = win.positions[run[0]]
+                if self._writer is not None and self._key != key:
+                    end = offsets[at - 1] if at > 0 else prev_end
+                    assert end is not None
+                    done.append(self._commit_open(end))
+                    self._pending_start = offsets[at]
+                if self._writer is None:
+                    self._open(key)
+                assert self._writer is not None and self._schema is not None
+                self._writer.write_table(win.lake_table(run, self._features, self._schema))
+                self._file_rows += len(run)
         if self._writer is None:
-            self._open(rows[0])
-        assert self._writer is not None and self._schema is not None
-        self._writer.write_table(rows_to_table(rows, self._features, self._schema))
-        self._file_rows += len(rows)
+            # Nothing open: every offset decoded so far is in a committed file, or was a replay.
+            self.committed_next, self._pending_start = offsets[-1] + 1, None
+        return done
 
-    def _open(self, first: dict[str, Any]) -> None:
-        version = (first.get("schema") or {}).get("version")
+    def _open(self, key: tuple[str, int | None]) -> None:
+        date, version = key
+        self._key = key
         self._features = dataset_features(self.dataset, self.features_for(self.dataset, version))
         self._schema = lake_schema(self._features, {"atlas.subject": self.dataset.subject, "atlas.schema_version": str(version)})
-        date = _file_key(first)[0]
         name = f"{TMP_PREFIX}{self.topic}+{self.partition}+{self._pending_start}.{uuid.uuid4().hex[:12]}.parquet.tmp"
         if self.lake.staged:
             self.staging.mkdir(parents=True, exist_ok=True)
@@ -304,6 +262,22 @@ class PartitionWriter:
             self._writer = pq.ParquetWriter(self._sink, self._schema, compression="snappy")
         self._file_rows = 0
         self._file_opened = time.monotonic()
+
+    def _commit_open(self, end: int) -> Committed:
+        """Rename the open file into the lake as holding offsets ``_pending_start..end`` (blocking)."""
+        assert self._pending_start is not None and self._key is not None
+        done = CommittedFile(self.topic, self.partition, self._pending_start, end, self.series)
+        final = f"{partition_dir(self.dataset.destination.path, self.tier, self._key[0])}/{done.name}"
+        nrows = self._file_rows
+        self._close(final)
+        metrics.SINK_COMMITS.labels("parquet", self.dataset.subject, self.tier).inc()
+        metrics.SINK_ROWS.labels("parquet", self.dataset.subject, self.tier).inc(nrows)
+        metrics.SINK_COMMIT_SECONDS.labels("parquet").observe(max(0.0, time.time() - self._first_seen))
+        log.info("%s: committed %s (%d rows)", self.name, final, nrows)
+        self.committed_next = end + 1
+        self._key = None
+        self._first_seen = time.time()
+        return Committed(done, final, nrows)
 
     def _file_size(self) -> int:
         if self._sink is not None:
@@ -332,8 +306,8 @@ class PartitionWriter:
         are read again from the last committed offset."""
         writer, sink, tmp = self._writer, self._sink, self._tmp
         self._writer = self._sink = self._tmp = None
-        self._buffer, self._buffer_bytes = [], 0
-        self._pending_start = self._pending_end = None
+        self._values, self._offsets, self._buffer_bytes = [], [], 0
+        self._pending_start = self._decoded_end = None
         self._key = None
         for closer in (writer, sink):
             try:
@@ -354,8 +328,26 @@ class PartitionWriter:
         return f"parquet {self.topic}[{self.partition}]"
 
 
-def _file_key(message: dict[str, Any]) -> tuple[str, int | None]:
-    return (str(message.get("ingested_at") or "")[:10], (message.get("schema") or {}).get("version"))
+def _at(column: Any, i: int) -> Any:
+    """Element ``i`` of an Arrow array or a list, as a Python value."""
+    return column[i].as_py() if isinstance(column, pa.Array) else column[i]
+
+
+def _runs(win: Window, kept: list[int]) -> list[list[int]]:
+    """``kept`` (indices of tier messages to write) cut where the ingest date or schema version changes."""
+    if not kept:
+        return []
+    if isinstance(win.dates, pa.Array) and pc.count_distinct(win.dates).as_py() <= 1:
+        return [kept]  # the usual window: one date (and the fast path has one version)
+    dates = win.dates.to_pylist() if isinstance(win.dates, pa.Array) else win.dates
+    versions = win.versions.to_pylist() if isinstance(win.versions, pa.Array) else win.versions
+    runs: list[list[int]] = [[kept[0]]]
+    for i in kept[1:]:
+        j = runs[-1][-1]
+        if dates[i] != dates[j] or versions[i] != versions[j]:
+            runs.append([])
+        runs[-1].append(i)
+    return runs
 
 
 def _retry_forever(op: Callable[[], None], who: str) -> None:

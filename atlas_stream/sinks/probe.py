@@ -24,6 +24,7 @@ class ProbeResult:
     offset: int | None = None
     value: Any = None
     end: int | None = None
+    raw: bytes | None = None  # the value's bytes
 
 
 class Probe:
@@ -50,7 +51,7 @@ class Probe:
                 for msg in batch.get(tp, []):
                     value = _decode(msg.value)
                     status = "found" if msg.offset == offset else "later"
-                    return ProbeResult(status, msg.offset, value, end)
+                    return ProbeResult(status, msg.offset, value, end, msg.value)
             return ProbeResult("unknown", end=end)
         except OffsetOutOfRangeError:
             return ProbeResult("out_of_range")

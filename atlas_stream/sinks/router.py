@@ -24,8 +24,9 @@ from ..messages import dlq_message
 from ..model import Dataset
 from ..pipeline import Catalog
 from .lakefs import Lake
-from .parquet import FeaturesFor, Limits, PartitionWriter, recover
+from .parquet import Committed, FeaturesFor, Limits, PartitionWriter, recover
 from .probe import Probe
+from .tier_arrow import tier_message
 
 __all__ = ["Route", "SinkRouter", "routes_for"]
 
@@ -65,7 +66,9 @@ class _State:
         self.es_end: int | None = None  # last offset handed to Elasticsearch
         self.es_next: int | None = None  # offsets below this are indexed
         self.committed: int | None = None
-        self.last: dict[str, Any] | None = writer.last if writer else None
+        #: The message last handed to the sinks (this process), else the newest file's last record.
+        self.last_value: tuple[int, bytes | None] | None = None
+        self.recovered_last: dict[str, Any] | None = writer.last if writer else None
 
 
 class SinkRouter:
@@ -90,11 +93,12 @@ class SinkRouter:
     async def handle(self, topic: str, partition: int, offset: int, value: bytes | None) -> None:
         tp = (topic, partition)
         st = self.states.get(tp) or await self._assign(tp)
-        verdict = await self._admit(st, offset)
-        if verdict == "skip":
-            return
-        if verdict == "fill":
-            await self._fill(st, offset)
+        if st.expected is not None and offset != st.expected:  # the usual record needs no verdict
+            verdict = await self._admit(st, offset)
+            if verdict == "skip":
+                return
+            if verdict == "fill":
+                await self._fill(st, offset)
         await self._write(st, offset, value)
 
     async def _fill(self, st: _State, until: int) -> None:
@@ -118,31 +122,23 @@ class SinkRouter:
                 delay = min(delay * 2, 30.0)
 
     async def _write(self, st: _State, offset: int, value: bytes | None) -> None:
-        topic, partition = st.tp
-        message = _decode(value)
         st.expected = offset + 1
-        if message is None:  # not a tier message: nothing to write, but the offset is covered
-            log.error("%s[%d]@%d is not a tier message; skipped", topic, partition, offset)
-            if st.writer is not None:
-                async with st.writer.lock:
-                    st.writer.skip(offset)
-            return
-        src = message.get("source") or {}
-        st.last = {"offset": offset, "source": [src.get("topic"), src.get("partition"), src.get("offset")],
-                   "ingested_at": message.get("ingested_at")}
-        w = st.writer
-        if w is not None and w.rolls(message):
-            async with w.lock:
-                await self._commit_file(st)  # before this record reaches any sink
+        st.last_value = (offset, value)
         if st.route.elasticsearch:
             # Into the index buffer before the file: a file is committed only after a flush of
             # this buffer, so the index always holds every record of every committed file.
-            self.es.add_message(message, (topic, partition, offset), features=self._es_features(st.route.dataset))
+            message = tier_message(value)
+            if message is not None:
+                self.es.add_message(message, (st.tp[0], st.tp[1], offset), features=self._es_features(st.route.dataset))
+            elif st.writer is None:  # (the Parquet writer reports it otherwise)
+                log.error("%s[%d]@%d is not a tier message; skipped", st.tp[0], st.tp[1], offset)
             st.es_end = offset
+        w = st.writer
         if w is not None:
-            async with w.lock:
-                w.consume(offset, message, len(value or b""))
-                if w.due(time.monotonic()):
+            # No lock: the buffer is only touched on this loop; a flush takes it whole first.
+            w.consume(offset, value)  # decoded with its window, on Arrow
+            if w.due(time.monotonic()):
+                async with w.lock:
                     await self._flush_file(st)
         if st.route.elasticsearch and self.es.due():
             await self._flush_es()
@@ -218,17 +214,24 @@ class SinkRouter:
 
     async def _same_topic(self, st: _State) -> bool:
         """Is the record we last wrote still at its offset (the topic was not recreated)?"""
-        last = st.last
-        if not last:
+        if st.last_value is not None:
+            offset, value = st.last_value
+            res = await self.probe.read_at(st.tp[0], st.tp[1], offset)
+            if res.status == "found":
+                return res.raw == value
+        elif st.recovered_last:
+            last = st.recovered_last
+            offset = int(last["offset"])
+            res = await self.probe.read_at(st.tp[0], st.tp[1], offset)
+            if res.status == "found" and isinstance(res.value, dict):
+                src = res.value.get("source") or {}
+                now = [src.get("topic"), src.get("partition"), src.get("offset")]
+                return now == last["source"] and res.value.get("ingested_at") == last["ingested_at"]
+        else:
             return True
-        res = await self.probe.read_at(st.tp[0], st.tp[1], int(last["offset"]))
         if res.status == "unknown":
             return True  # cannot tell: replays are the safe reading (nothing is overwritten)
-        if res.status == "found" and isinstance(res.value, dict):
-            src = res.value.get("source") or {}
-            now = [src.get("topic"), src.get("partition"), src.get("offset")]
-            return now == last["source"] and res.value.get("ingested_at") == last["ingested_at"]
-        if res.status == "out_of_range" and res.end is not None and res.end > int(last["offset"]):
+        if res.status == "out_of_range" and res.end is not None and res.end > offset:
             return True  # deleted by retention, the topic goes on
         return False
 
@@ -238,9 +241,7 @@ class SinkRouter:
         if w is not None:
             async with w.lock:
                 await self._commit_file(st)
-                w.series += 1
-                w.guard.clear()
-                w.committed_next = offset
+                w.restart_series(offset)
             log.warning("parquet %s[%d]: the topic's offsets started again (at %d, after %s): it was recreated. "
                         "Earlier files are kept; new files form series %d (named ...+<end>.s%d.parquet)",
                         topic, partition, offset, st.expected, w.series, w.series)
@@ -250,6 +251,7 @@ class SinkRouter:
         st.expected = st.committed = offset
         st.replays_below = None
         st.es_next = None
+        st.last_value = st.recovered_last = None
 
     # -- flushing and committing --------------------------------------------------------------------
     async def tick(self) -> None:
@@ -266,28 +268,23 @@ class SinkRouter:
 
     async def _flush_file(self, st: _State) -> None:
         assert st.writer is not None
-        before = st.writer.committed_next
         if st.route.elasticsearch:
             await self._flush_es()  # the index never lags behind a committed file
-        await st.writer.flush()
-        if st.writer.committed_next != before:
-            await self._announce(st)
+        await self._announce(st, await st.writer.flush())
 
     async def _commit_file(self, st: _State) -> None:
         assert st.writer is not None
         if st.route.elasticsearch:
             await self._flush_es()
-        if await st.writer.commit():
-            await self._announce(st)
+        await self._announce(st, await st.writer.commit())
 
-    async def _announce(self, st: _State) -> None:
-        w = st.writer
-        if self.event is None or w is None or not getattr(w, "last_file", None):
+    async def _announce(self, st: _State, files: list[Committed]) -> None:
+        if self.event is None:
             return
-        await self.event("sink.commit", st.route.dataset.subject, {
-            "sink": "parquet", "tier": st.route.tier, "topic": st.tp[0], "partition": st.tp[1],
-            "end": (w.committed_next or 0) - 1, "rows": w.last_rows, "file": w.last_file})
-        w.last_file = None
+        for c in files:
+            await self.event("sink.commit", st.route.dataset.subject, {
+                "sink": "parquet", "tier": st.route.tier, "topic": st.tp[0], "partition": st.tp[1],
+                "end": c.file.end, "rows": c.rows, "file": c.path})
 
     async def _flush_es(self) -> None:
         async with self._es_lock:
@@ -347,10 +344,3 @@ class SinkRouter:
         if self.es is not None:
             await self.es.close()
 
-
-def _decode(value: bytes | None) -> dict[str, Any] | None:
-    try:
-        doc = orjson.loads(value) if value else None
-    except orjson.JSONDecodeError:
-        return None
-    return doc if isinstance(doc, dict) and "quality" in doc and "source" in doc else None
