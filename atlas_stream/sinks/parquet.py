@@ -219,27 +219,30 @@ class PartitionWriter:
             log.error("%s: %d message(s) are not tier messages and were skipped (offsets %s%s)", self.name, len(bad),
                       ", ".join(map(str, bad[:5])), ", ..." if len(bad) > 5 else "")
         done: list[Committed] = []
-        if win.positions:
-            last = len(win.positions) - 1
-            raw_topic, raw_partition = _at(win.raw_key, last).rsplit("|", 1)
-            self.last = {"offset": offsets[win.positions[last]], "source": [raw_topic, int(raw_partition),
-                         _at(win.raw_offset, last)], "ingested_at": _at(win.ingested_at, last)}
-            dup = replays(self.guard, win.raw_key, win.raw_offset, win.raw_ts)
-            kept = list(range(len(win.positions))) if dup is None else [i for i, d in enumerate(dup) if not d]
-            self.skipped += len(win.positions) - len(kept)
-            for run in _runs(win, kept):
-                key = (_at(win.dates, run[0]), _at(win.versions, run[0]))
-                at = win.positions[run[0]]
-                if self._writer is not None and self._key != key:
-                    end = offsets[at - 1] if at > 0 else prev_end
-                    assert end is not None
-                    done.append(self._commit_open(end))
-                    self._pending_start = offsets[at]
-                if self._writer is None:
-                    self._open(key)
-                assert self._writer is not None and self._schema is not None
-                self._writer.write_table(win.lake_table(run, self._features, self._schema))
-                self._file_rows += len(run)
+        for a, b in _runs(win):
+            key = (_at(win.dates, a), _at(win.versions, a))
+            at = win.positions[a]
+            if self._writer is not None and self._key != key:
+                end = offsets[at - 1] if at > 0 else prev_end
+                assert end is not None
+                # The footer's guard and last record are those of the rows before ``at``: the
+                # guard is updated run by run, so it never claims rows of a later file.
+                done.append(self._commit_open(end))
+                self._pending_start = offsets[at]
+            run = win.run(a, b)
+            dup = replays(self.guard, run.raw_key, run.raw_offset, run.raw_ts)
+            kept = range(a, b) if dup is None else [a + i for i, d in enumerate(dup) if not d]
+            self.skipped += (b - a) - len(kept)
+            raw_topic, raw_partition = _at(win.raw_key, b - 1).rsplit("|", 1)
+            self.last = {"offset": offsets[win.positions[b - 1]], "source": [raw_topic, int(raw_partition),
+                         _at(win.raw_offset, b - 1)], "ingested_at": _at(win.ingested_at, b - 1)}
+            if not kept:
+                continue
+            if self._writer is None:
+                self._open(key)
+            assert self._writer is not None and self._schema is not None
+            self._writer.write_table(win.lake_table(kept, self._features, self._schema))
+            self._file_rows += len(kept)
         if self._writer is None:
             # Nothing open: every offset decoded so far is in a committed file, or was a replay.
             self.committed_next, self._pending_start = offsets[-1] + 1, None
@@ -333,21 +336,18 @@ def _at(column: Any, i: int) -> Any:
     return column[i].as_py() if isinstance(column, pa.Array) else column[i]
 
 
-def _runs(win: Window, kept: list[int]) -> list[list[int]]:
-    """``kept`` (indices of tier messages to write) cut where the ingest date or schema version changes."""
-    if not kept:
+def _runs(win: Window) -> list[tuple[int, int]]:
+    """The tier messages of ``win`` cut where the ingest date or schema version changes: ranges
+    ``[a, b)`` of indices into ``win.positions``."""
+    n = len(win.positions)
+    if not n:
         return []
     if isinstance(win.dates, pa.Array) and pc.count_distinct(win.dates).as_py() <= 1:
-        return [kept]  # the usual window: one date (and the fast path has one version)
+        return [(0, n)]  # the usual window: one date (and the fast path has one version)
     dates = win.dates.to_pylist() if isinstance(win.dates, pa.Array) else win.dates
     versions = win.versions.to_pylist() if isinstance(win.versions, pa.Array) else win.versions
-    runs: list[list[int]] = [[kept[0]]]
-    for i in kept[1:]:
-        j = runs[-1][-1]
-        if dates[i] != dates[j] or versions[i] != versions[j]:
-            runs.append([])
-        runs[-1].append(i)
-    return runs
+    cuts = [i for i in range(1, n) if dates[i] != dates[i - 1] or versions[i] != versions[i - 1]]
+    return list(zip([0, *cuts], [*cuts, n]))
 
 
 def _retry_forever(op: Callable[[], None], who: str) -> None:

@@ -57,6 +57,13 @@ class Window:
     parsed: pa.Table | None = None  # fast path: the reader's table of the tier messages
     messages: list[dict[str, Any]] | None = None  # per-message path
 
+    def run(self, a: int, b: int) -> Window:
+        """The guard's columns of the tier messages ``a..b-1`` (a view: no lake columns)."""
+        def cut(col: Any) -> Any:
+            return col.slice(a, b - a) if isinstance(col, pa.Array) else col[a:b]
+        return Window(self.positions[a:b], cut(self.raw_key), cut(self.raw_offset), cut(self.raw_ts),
+                      cut(self.dates), cut(self.versions), cut(self.ingested_at))
+
     def lake_table(self, rows: Sequence[int], features: Sequence[Feature], schema: pa.Schema) -> pa.Table:
         """Lake columns of the tier messages at ``rows`` (indices into ``positions``)."""
         if self.messages is not None:

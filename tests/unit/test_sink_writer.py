@@ -182,3 +182,29 @@ def test_a_new_ingest_date_or_schema_version_rolls_the_file_at_that_record(tmp_p
     assert dirs == ["ingest_date=2026-03-01", "ingest_date=2026-03-02"]
     assert sum(r[1] for r in rows) == len(stream)
     assert w.committed_next == len(stream)
+
+
+def test_a_crash_after_a_roll_inside_a_window_loses_nothing(tmp_path: Path) -> None:
+    """A window holding two ingest dates commits the first file and leaves the second open. The
+    first file's footer must claim only its own raw records: after a crash, the records of the
+    open file come again (the scoring agent re-emits them) and must be written, not taken for
+    replays."""
+    rt = RUNTIMES["ecommerce_transactions_streaming.clickstream"]
+    day1 = scored_messages(rt, 10, start=datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC))
+    day2 = [m for m in scored_messages(rt, 30, start=datetime(2026, 3, 2, 0, 0, 5, tzinfo=UTC))
+            if orjson.loads(m)["source"]["offset"] >= 10]
+    w = writer(tmp_path, rt)
+    for offset, v in enumerate(day1 + day2):
+        w.consume(offset, v)
+    run(w.flush())  # the roll commits day 1; day 2 stays in an open file: then the worker dies
+    assert [(r[0].start, r[0].end) for r in committed(tmp_path)] == [(0, len(day1) - 1)]
+
+    rec = recover(open_lake(tmp_path.as_uri()), rt.dataset.destination.path, "gold", "t.gold", 0, tmp_path / "staging")
+    assert rec.next_offset == len(day1)
+    again = writer(tmp_path, rt, rec)
+    for offset, v in enumerate(day2, start=len(day1)):  # the same tier offsets, read again
+        again.consume(offset, v)
+    run(again.commit())
+    raw = sorted(o for r in committed(tmp_path) for o in r[2])
+    want = sorted(orjson.loads(m)["source"]["offset"] for m in day1 + day2)
+    assert raw == want
