@@ -116,8 +116,9 @@ class PartitionWriter:
     Call ``consume`` for every record in offset order (the caller filters replays of tier
     offsets), ``flush`` when ``due``; ``commit`` renames the open file into the lake. Both return
     the files they committed. The buffer holds the messages' bytes; a window is decoded at once
-    on Arrow (``tier_arrow``) in a thread. Not thread-safe: the caller holds ``lock`` around
-    every coroutine.
+    on Arrow (``tier_arrow``) in a thread. The caller holds ``lock`` around every coroutine;
+    ``consume`` needs no lock when it is called on the event loop (a flush takes the buffer whole
+    before its thread starts).
     """
 
     def __init__(self, lake: Lake, dataset: Dataset, tier: str, topic: str, partition: int, recovery: Recovery,
