@@ -230,8 +230,7 @@ class PartitionWriter:
                 # guard is updated run by run, so it never claims rows of a later file.
                 done.append(self._commit_open(end))
                 self._pending_start = offsets[at]
-            run = win.run(a, b)
-            dup = replays(self.guard, run.raw_key, run.raw_offset, run.raw_ts)
+            dup = replays(self.guard, *win.guard_columns(a, b))
             kept = range(a, b) if dup is None else [a + i for i, d in enumerate(dup) if not d]
             self.skipped += (b - a) - len(kept)
             raw_topic, raw_partition = _at(win.raw_key, b - 1).rsplit("|", 1)

@@ -10,6 +10,7 @@ decoded message by message with orjson: slower, with the same result (tests/unit
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -22,6 +23,8 @@ from ..dtypes import CoercionError, coerce
 from ..model import Feature
 
 __all__ = ["Window", "decode_window", "replays", "rows_to_table", "tier_message"]
+
+log = logging.getLogger(__name__)
 
 #: How the tier message carries each dtype (``record`` holds coerced values: dates, timestamps
 #: and decimals as strings, cast here exactly as the per-message path casts them).
@@ -57,12 +60,11 @@ class Window:
     parsed: pa.Table | None = None  # fast path: the reader's table of the tier messages
     messages: list[dict[str, Any]] | None = None  # per-message path
 
-    def run(self, a: int, b: int) -> Window:
-        """The guard's columns of the tier messages ``a..b-1`` (a view: no lake columns)."""
-        def cut(col: Any) -> Any:
-            return col.slice(a, b - a) if isinstance(col, pa.Array) else col[a:b]
-        return Window(self.positions[a:b], cut(self.raw_key), cut(self.raw_offset), cut(self.raw_ts),
-                      cut(self.dates), cut(self.versions), cut(self.ingested_at))
+    def guard_columns(self, a: int, b: int) -> tuple[Any, Any, Any]:
+        """``raw_key``, ``raw_offset`` and ``raw_ts`` of the tier messages ``a..b-1``."""
+        if isinstance(self.raw_key, pa.Array):
+            return self.raw_key.slice(a, b - a), self.raw_offset.slice(a, b - a), self.raw_ts.slice(a, b - a)
+        return self.raw_key[a:b], self.raw_offset[a:b], self.raw_ts[a:b]
 
     def lake_table(self, rows: Sequence[int], features: Sequence[Feature], schema: pa.Schema) -> pa.Table:
         """Lake columns of the tier messages at ``rows`` (indices into ``positions``)."""
@@ -194,9 +196,12 @@ def replays(guard: dict[str, list[float]], keys: Any, offsets: Any, ts: Any) -> 
     out: list[bool] = []
     for key, offset, t in zip(keys, offsets, ts):
         seen = guard.get(key)
-        if seen is not None and offset <= seen[0] and t <= seen[1]:
-            out.append(True)
-            continue
+        if seen is not None and offset <= seen[0]:
+            if t <= seen[1]:
+                out.append(True)
+                continue
+            log.warning("raw offsets of %s start again (offset %d after %d, newer timestamp): a recreated "
+                        "raw topic; its records are written", key, offset, seen[0])
         guard[key] = [offset, max(t, seen[1]) if seen and offset > seen[0] else t]
         out.append(False)
     return out if any(out) else None
