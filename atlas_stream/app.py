@@ -18,9 +18,10 @@ log = logging.getLogger(__name__)
 def dev_profile(s: Settings) -> dict[str, Any]:
     """Workarounds for the development brokers (docs/brokers.md). Empty for a real cluster.
 
-    Applied only with ATLAS_EMBEDDED_BROKER=1, so production settings stay right for Kafka.
+    Applied only with ATLAS_EMBEDDED_BROKER=1 and a PyPI imitation (noida or tansu): with real
+    Kafka, development or not, the worker runs the production settings.
     """
-    if not s.embedded_broker:
+    if not s.embedded_broker or s.dev_broker in (None, "kafka"):
         return {}
     if s.dev_broker == "tansu":
         return {

@@ -14,7 +14,8 @@ from typing import Sequence
 
 from .batch import add_arguments as add_batch_arguments
 from .contracts import check_contracts, load_contracts
-from .devbroker import DevBroker, wait_for_kafka
+from .devbroker import DevBroker, choose_dev_broker, make_dev_broker, wait_for_kafka
+from .devkafka import KAFKA_VERSION, KafkaCluster
 from .errors import AtlasError, BrokerUnavailable
 from .settings import DEV_BROKERS, Settings
 
@@ -24,17 +25,29 @@ COMMANDS = ("batch", "broker", "contracts", "gateway", "hive-ddl", "kibana", "po
 
 
 def _broker(args: argparse.Namespace, settings: Settings) -> int:
-    data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir / f"broker-{args.kind}"
-    broker = DevBroker(args.kind, args.port, args.host, data_dir, log=sys.stderr)
+    kind, note = choose_dev_broker(args.kind)
+    if note:
+        print(f"broker: {note}", file=sys.stderr, flush=True)
+    data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir / f"broker-{kind}"
+    broker = make_dev_broker(kind, args.port, args.host, data_dir, log=sys.stderr, brokers=args.brokers)
     stop = _stop_flag()
+    if kind == "kafka":
+        print(f"broker: starting Apache Kafka {KAFKA_VERSION} ({args.brokers} node(s), KRaft) ...", flush=True)
     broker.start()
-    where = f"data in {data_dir}" if args.kind == "noida" else "in memory: a restart starts empty"
-    print(f"atlas broker ready: {args.kind} on {broker.url} ({where}); Ctrl-C stops it", flush=True)
+    where = "in memory: a restart starts empty" if kind == "tansu" else f"data in {data_dir}"
+    print(f"atlas broker ready: {kind} on {broker.url} ({where}); Ctrl-C stops it", flush=True)
     try:
-        while not stop() and broker.process is not None and broker.process.poll() is None:
+        while not stop():
+            died = broker.failed() if isinstance(broker, KafkaCluster) else (
+                None if broker.process is None or broker.process.poll() is None
+                else f"the {kind} broker exited with code {broker.process.returncode}")
+            if died:
+                print(f"error: {died}", file=sys.stderr, flush=True)
+                return 1
             time.sleep(0.2)
     finally:
         broker.stop()
+    print("broker: stopped", flush=True)
     return 0
 
 
@@ -112,61 +125,104 @@ def _local_port(settings: Settings) -> tuple[str, int] | None:
     return None
 
 
+# `up` only: files reach the lake within a minute (the production defaults are 10 s and 300 s).
+_UP_SINK = {"ATLAS_SINK_FLUSH_SECONDS": "5", "ATLAS_SINK_ROTATE_SECONDS": "20"}
+
+
+def _up_banner(settings: Settings, kind: str) -> str:
+    lake = settings.lake_uri.removeprefix("file://")
+    query = (f"import duckdb; print(duckdb.sql(\\\"select _tier, count(*) from read_parquet('{lake}/**/*.parquet', "
+             "hive_partitioning=true) group by 1 order by 1\\\"))")
+    return "\n".join([
+        f"up: running on {kind} at {settings.broker}; Ctrl-C stops everything (the broker keeps its data)",
+        f"  dashboard  http://{settings.web_host}:{settings.web_port}/",
+        f"  gateway    ws://{settings.gateway_host}:{settings.gateway_port}/ingest/<group>/<dataset>",
+        f"  lake       {lake}  (first Parquet files within a minute)",
+        f"  query it   .venv/bin/python -c \"{query}\"",
+    ])
+
+
 def _up(args: argparse.Namespace, settings: Settings) -> int:
-    """Broker + worker + WebSocket gateway + sample producer, until Ctrl-C."""
+    """Broker + worker + WebSocket gateway + sample producer, until Ctrl-C; restarts what crashes."""
     stop = _stop_flag()
     errors = check_contracts(settings.metadata_dir)
     if errors:
         for err in errors:
             print(f"error: {err}", file=sys.stderr)
         return 1
-    broker: DevBroker | None = None
+    broker: DevBroker | KafkaCluster | None = None
     local = _local_port(settings)
+    kind = settings.dev_broker or "kafka"
     try:
         wait_for_kafka(settings.bootstrap_servers[0], timeout=2)
         print(f"up: using the broker already running at {settings.broker}", flush=True)
     except BrokerUnavailable:
         if local is None:
             raise
-        kind = settings.dev_broker
-        broker = DevBroker(kind, local[1], local[0], settings.data_dir / f"broker-{kind}")
+        kind, note = choose_dev_broker(settings.dev_broker)
+        if note:
+            print(f"up: {note}", flush=True)
+        broker = make_dev_broker(kind, local[1], local[0], settings.data_dir / f"broker-{kind}", log=sys.stderr)
         print(f"up: starting the {kind} development broker on {settings.broker} ...", flush=True)
         broker.start()
-    env = {**os.environ, "ATLAS_EMBEDDED_BROKER": "1", "ATLAS_BROKER": settings.broker}
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+    env = {**_UP_SINK, **os.environ, "ATLAS_BROKER": settings.broker, "ATLAS_DEV_BROKER": kind}
+    if kind != "kafka":
+        env["ATLAS_EMBEDDED_BROKER"] = "1"  # the imitation's workarounds (docs/brokers.md)
+    commands = {
+        "worker": [sys.executable, "-m", "atlas_stream", "worker", "-l", settings.log_level],
+        "gateway": [sys.executable, "-m", "atlas_stream", "gateway"],
+        "sample": [sys.executable, "-m", "atlas_stream", "sample", "--rate", str(args.rate)],
+    }
+    if args.rate <= 0:
+        del commands["sample"]
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    restarts: dict[str, list[float]] = {name: [] for name in commands}
     try:
-        procs.append(("worker", subprocess.Popen(
-            [sys.executable, "-m", "atlas_stream", "worker", "-l", settings.log_level], env=env)))
-        print(f"up: worker starting; web on http://{settings.web_host}:{settings.web_port}/", flush=True)
-        procs.append(("gateway", subprocess.Popen([sys.executable, "-m", "atlas_stream", "gateway"], env=env)))
-        print(f"up: gateway starting on ws://{settings.gateway_host}:{settings.gateway_port}/ingest/<group>/<dataset>",
-              flush=True)
-        time.sleep(args.sample_delay)
-        if args.rate > 0 and not stop():
-            procs.append(("sample", subprocess.Popen(
-                [sys.executable, "-m", "atlas_stream", "sample", "--rate", str(args.rate)], env=env)))
-        print("up: running; Ctrl-C stops everything (the broker keeps its data)", flush=True)
+        for name in ("worker", "gateway"):
+            procs[name] = subprocess.Popen(commands[name], env=env)
+        started = time.monotonic()
+        print(_up_banner(settings, kind), flush=True)
         while not stop():
-            for name, proc in procs:
-                if proc.poll() is not None:
-                    print(f"up: {name} exited with code {proc.returncode}; stopping", file=sys.stderr)
+            if "sample" in commands and "sample" not in procs and time.monotonic() - started >= args.sample_delay:
+                procs["sample"] = subprocess.Popen(commands["sample"], env=env)
+            for name, proc in list(procs.items()):
+                if proc.poll() is None or stop():  # Ctrl-C reaches the children too: no restart then
+                    continue
+                recent = [t for t in restarts[name] if time.monotonic() - t < 60] + [time.monotonic()]
+                restarts[name] = recent
+                if len(recent) > 5:
+                    print(f"up: {name} exited with code {proc.returncode} {len(recent)} times within a "
+                          "minute; stopping (its log is above)", file=sys.stderr, flush=True)
                     return proc.returncode or 1
-            time.sleep(0.5)
+                print(f"up: {name} exited with code {proc.returncode}; restarting it", file=sys.stderr, flush=True)
+                procs[name] = subprocess.Popen(commands[name], env=env)
+            if isinstance(broker, KafkaCluster) and (died := broker.failed()):
+                print(f"up: {died}; stopping", file=sys.stderr, flush=True)
+                return 1
+            time.sleep(0.25)
         return 0
     finally:
-        for _, proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for _, proc in reversed(procs):
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        print("up: stopping ...", flush=True)
+        _stop_all(list(procs.values()), timeout=6.0)
         if broker is not None:
-            # noida-db persists a snapshot about once a second: give it one after the last write.
-            time.sleep(1.5)
-            broker.stop()
+            if kind == "noida":
+                time.sleep(1.5)  # noida-db persists a snapshot about once a second
+            broker.stop(timeout=3.0 if kind == "kafka" else 15.0)
         print("up: stopped", flush=True)
+
+
+def _stop_all(procs: list["subprocess.Popen[bytes]"], timeout: float) -> None:
+    """SIGTERM every process at once, SIGKILL those still running after ``timeout`` seconds."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _gateway(args: argparse.Namespace, settings: Settings) -> int:
@@ -194,8 +250,11 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--port", type=int, default=9092)
     b.add_argument("--host", default="127.0.0.1")
     b.add_argument("--kind", choices=DEV_BROKERS, default=None,
-                   help="noida (persistent; default from ATLAS_DEV_BROKER) or tansu (in memory)")
-    b.add_argument("--data-dir", default=None, help="noida data folder (default ATLAS_DATA_DIR/broker-noida)")
+                   help="kafka (real Apache Kafka, the default when Java 17+ is there), or the PyPI "
+                        "fallbacks noida (persistent) and tansu (in memory); default ATLAS_DEV_BROKER")
+    b.add_argument("--brokers", type=int, default=1,
+                   help="kafka only: nodes in the cluster, on ports PORT, PORT+1, ... (3 for replication tests)")
+    b.add_argument("--data-dir", default=None, help="log/data folder (default ATLAS_DATA_DIR/broker-<kind>)")
     c = sub.add_parser("contracts", help="validate every contract; non-zero exit on any error")
     c.add_argument("--dir", default=None, help="contracts folder (default ATLAS_METADATA_DIR)")
     s = sub.add_parser("sample", help="publish sample records to the raw topics")

@@ -1,8 +1,10 @@
-"""Start a Kafka-protocol development broker shipped in a PyPI wheel (noida-db or Tansu).
+"""Development brokers: real Apache Kafka (default when Java is there), or a PyPI imitation.
 
-Development and tests only: production points ATLAS_BROKER at a real Kafka cluster. What each
-broker gets wrong, and the settings it needs, is recorded in docs/brokers.md; the worker applies
-those settings only when ATLAS_EMBEDDED_BROKER=1 (see atlas_stream.app.dev_profile).
+Development and tests only: production points ATLAS_BROKER at a real Kafka cluster.
+``choose_dev_broker`` picks real Kafka (``atlas_stream.devkafka``) whenever Java 17+ and Maven
+(or the cached jars) are present, and otherwise falls back to noida-db or Tansu, Kafka-protocol
+servers shipped in PyPI wheels. What each imitation gets wrong, and the settings it needs, is in
+docs/brokers.md; the worker applies those only for them (see atlas_stream.app.dev_profile).
 """
 
 from __future__ import annotations
@@ -16,11 +18,44 @@ import threading
 import time
 from importlib.resources import files
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from .errors import BrokerUnavailable
 
-__all__ = ["DevBroker", "broker_binary", "free_port", "stop_process", "wait_for_kafka"]
+if TYPE_CHECKING:
+    from .devkafka import KafkaCluster
+
+__all__ = ["DevBroker", "broker_binary", "choose_dev_broker", "free_port", "make_dev_broker", "metadata_brokers",
+           "stop_process", "wait_for_kafka"]
+
+
+def choose_dev_broker(requested: str | None) -> tuple[str, str | None]:
+    """The development broker to use and, when it is a fallback, a one-line note saying why.
+
+    ``requested`` is ATLAS_DEV_BROKER or ``--kind`` (None: real Kafka when Java is there).
+    """
+    if requested not in (None, "kafka"):
+        return requested, None
+    from .devkafka import java_problem
+
+    problem = java_problem()
+    if problem is None:
+        return "kafka", None
+    if requested == "kafka":
+        raise BrokerUnavailable(f"--kind kafka: {problem}")
+    return "noida", f"using the noida-db fallback broker, not Apache Kafka: {problem}"
+
+
+def make_dev_broker(kind: str, port: int = 9092, host: str = "127.0.0.1", data_dir: Path | None = None,
+                    log: IO[str] | None = None, brokers: int = 1) -> "DevBroker | KafkaCluster":
+    """A development broker of ``kind`` (kafka, noida or tansu), not started yet."""
+    if kind == "kafka":
+        from .devkafka import KafkaCluster
+
+        return KafkaCluster(port, host, data_dir, log=log, brokers=brokers)
+    if brokers != 1:
+        raise BrokerUnavailable(f"--brokers {brokers} needs --kind kafka ({kind} runs one broker)")
+    return DevBroker(kind, port, host, data_dir, log=log)
 
 
 def broker_binary(kind: str) -> Path:
@@ -59,21 +94,32 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-async def _metadata_ok(bootstrap: str, timeout: float) -> bool:
+async def _metadata_brokers(bootstrap: str, timeout: float) -> int:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     try:
         await asyncio.wait_for(admin.start(), timeout)
         await asyncio.wait_for(admin.list_topics(), timeout)
-        return True
+        return len(admin._client.cluster.brokers())  # aiokafka keeps the metadata's broker list
     except Exception:
-        return False
+        return 0
     finally:
         try:
             await admin.close()
         except Exception:
             pass
+
+
+def metadata_brokers(bootstrap: str, timeout: float = 5.0) -> int:
+    """How many brokers a metadata answer from ``bootstrap`` lists (0: no answer)."""
+    host, _, port = bootstrap.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            pass
+    except OSError:
+        return 0
+    return asyncio.run(_metadata_brokers(bootstrap, timeout))
 
 
 def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:
@@ -87,7 +133,7 @@ def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:
         except OSError:
             time.sleep(0.2)
             continue
-        if asyncio.run(_metadata_ok(bootstrap, 5.0)):
+        if asyncio.run(_metadata_brokers(bootstrap, 5.0)):
             return
         time.sleep(0.3)
     raise BrokerUnavailable(

@@ -12,7 +12,7 @@ from .errors import SettingsError
 
 __all__ = ["DEV_BROKERS", "Settings", "get_settings"]
 
-DEV_BROKERS = ("noida", "tansu")
+DEV_BROKERS = ("kafka", "noida", "tansu")
 
 
 def _bool(name: str, raw: str) -> bool:
@@ -83,9 +83,11 @@ class Settings:
     web_host: str = "127.0.0.1"
     #: ATLAS_EMBEDDED_BROKER=1: talk to the development broker and apply its workarounds.
     embedded_broker: bool = False
-    #: ATLAS_DEV_BROKER: which development broker: ``noida`` (persistent, correct offsets,
-    #: transactions) or ``tansu`` (in memory; consumer-group failover works).
-    dev_broker: str = "noida"
+    #: ATLAS_DEV_BROKER: which development broker ``up``, ``broker`` and the tests start:
+    #: ``kafka`` (real Apache Kafka; needs Java 17+), or the PyPI fallbacks ``noida`` (persistent,
+    #: transactions; group changes break) and ``tansu`` (in memory; failover works). Unset:
+    #: ``kafka`` when Java is there, else ``noida`` with a note saying why.
+    dev_broker: str | None = None
     #: ATLAS_APP_ID: Faust application id (consumer group, changelog topic prefix).
     app_id: str = "atlas-stream"
     #: ATLAS_TOPIC_PARTITIONS: partitions of the topics Atlas Stream creates.
@@ -144,8 +146,8 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         get = env.get
-        dev_broker = get("ATLAS_DEV_BROKER", "noida").strip().lower()
-        if dev_broker not in DEV_BROKERS:
+        dev_broker = get("ATLAS_DEV_BROKER", "").strip().lower() or None
+        if dev_broker is not None and dev_broker not in DEV_BROKERS:
             raise SettingsError(f"ATLAS_DEV_BROKER={dev_broker!r}: expected one of {', '.join(DEV_BROKERS)}")
         guarantee = get("ATLAS_PROCESSING_GUARANTEE", "at_least_once").strip().lower()
         if guarantee not in ("at_least_once", "exactly_once"):

@@ -1,4 +1,9 @@
-"""Fixtures that start real development brokers (fresh data for every test) and workers."""
+"""Fixtures that start real brokers (fresh data for every test) and workers.
+
+``kafka`` is a real Apache Kafka broker (KRaft, one JVM); ``kafka_cluster`` three of them.
+Without Java they fall back to noida-db, with a warning saying why (docs/brokers.md). ``noida``
+and ``tansu`` are the PyPI fallbacks themselves, kept working by a few tests of their own.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from atlas_stream.devbroker import DevBroker, free_port
+from atlas_stream.devbroker import DevBroker, choose_dev_broker, free_port
+from atlas_stream.devkafka import KafkaCluster
 
 from .harness import Worker, worker_env
 
@@ -32,6 +38,39 @@ def _broker(kind: str, tmp_path: Path) -> Iterator[DevBroker]:
     finally:
         broker.stop()
         log.close()
+
+
+def _kafka(tmp_path: Path, brokers: int) -> Iterator["KafkaCluster | DevBroker"]:
+    kind, note = choose_dev_broker(None)
+    if kind != "kafka":
+        if brokers > 1:
+            pytest.skip(f"a {brokers}-broker cluster needs Apache Kafka: {note}")
+        import warnings
+
+        warnings.warn(note or "no Apache Kafka", stacklevel=2)
+        yield from _broker(kind, tmp_path)
+        return
+    log = open(tmp_path / "broker-kafka.log", "w")
+    cluster = KafkaCluster(data_dir=tmp_path / "broker-kafka", log=log, brokers=brokers,
+                           ports=[free_port() for _ in range(brokers)])
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        log.close()
+
+
+@pytest.fixture
+def kafka(tmp_path: Path) -> Iterator["KafkaCluster | DevBroker"]:
+    """A fresh Apache Kafka broker (KRaft, production semantics); noida-db without Java."""
+    yield from _kafka(tmp_path, 1)
+
+
+@pytest.fixture
+def kafka_cluster(tmp_path: Path) -> Iterator["KafkaCluster | DevBroker"]:
+    """Three fresh Apache Kafka brokers (replication 3, min.insync.replicas 2)."""
+    yield from _kafka(tmp_path, 3)
 
 
 @pytest.fixture
@@ -59,13 +98,13 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     """Start workers against a broker; all are stopped at teardown."""
     workers: list[Worker] = []
 
-    def start(broker: DevBroker, metadata: Path, app_id: str | None = None, **env: str) -> Worker:
+    def start(broker: "DevBroker | KafkaCluster", metadata: Path, app_id: str | None = None, **env: str) -> Worker:
         n = next(_ids)
         app_id = app_id or f"atlas-it-{n}"
         extra = {"ATLAS_DEV_BROKER": broker.kind, **env}
         extra.setdefault("ATLAS_WEB_PORT", str(free_port()))
         extra.setdefault("ATLAS_DATA_DIR", str(tmp_path / f"data-{n}"))
-        w = Worker(worker_env(broker.bootstrap, tmp_path, metadata, app_id, **extra), tmp_path / f"worker-{n}.log")
+        w = Worker(worker_env(broker.url, tmp_path, metadata, app_id, **extra), tmp_path / f"worker-{n}.log")
         workers.append(w.start())
         w.wait_ready()
         return w

@@ -60,10 +60,13 @@ class Worker:
         return code
 
 
-def worker_env(bootstrap: str, tmp: Path, metadata_dir: Path, app_id: str, **extra: str) -> dict[str, str]:
+def worker_env(broker: str, tmp: Path, metadata_dir: Path, app_id: str, **extra: str) -> dict[str, str]:
+    """Environment of a worker subprocess; ``broker`` is a Faust URL (``kafka://h:p;kafka://...``)
+    or a bare ``host:port``. ATLAS_EMBEDDED_BROKER=1 applies the imitations' workarounds only
+    when ATLAS_DEV_BROKER names one (noida, tansu): on real Kafka the settings are production's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATLAS_")}
     env.update({
-        "ATLAS_BROKER": f"kafka://{bootstrap}",
+        "ATLAS_BROKER": broker if "://" in broker else f"kafka://{broker}",
         "ATLAS_EMBEDDED_BROKER": "1",
         "ATLAS_METADATA_DIR": str(metadata_dir),
         "ATLAS_DATA_DIR": str(tmp / "data"),

@@ -224,16 +224,16 @@ def test_missing_column_and_unreachable_database(db: tuple[str, URL], tmp_path: 
     assert "unreachable" in run.stderr and run.stderr.strip().count("\n") == 0
 
 
-def test_to_kafka_publishes_the_rows_to_the_raw_topic(noida: DevBroker, tmp_path: Path) -> None:
+def test_to_kafka_publishes_the_rows_to_the_raw_topic(kafka: DevBroker, tmp_path: Path) -> None:
     with fresh_database("postgresql") as url:
         rows = create_orders(url, 1000)
         env = batch_env(tmp_path, url, ATLAS_METADATA_DIR=str(contract_for(tmp_path, "postgresql")),
-                        ATLAS_BROKER=noida.url, ATLAS_TOPIC_PARTITIONS="2")
+                        ATLAS_BROKER=kafka.url, ATLAS_TOPIC_PARTITIONS="2")
         run = batch(env, "--ocs", "ecommerce_transactions_rdbms", "--to-kafka")
         assert run.returncode == 0, run.stderr
         assert "published to the raw topics" in run.stdout
         topic = "atlas.ecommerce_transactions_rdbms.orders.raw"
-        messages = asyncio.run(consume(noida.bootstrap, [topic], lambda m: len(m) >= 1000, timeout=60))
+        messages = asyncio.run(consume(kafka.bootstrap, [topic], lambda m: len(m) >= 1000, timeout=60))
         assert len(messages) == 1000
         published = {orjson.loads(m.value)["id"]: orjson.loads(m.value) for m in messages}
         for row in rows[:50]:

@@ -88,7 +88,7 @@ def test_up_runs_the_main_job_and_a_restart_keeps_what_it_stored(tmp_path: Path)
     finally:
         _stop(proc, log)
     text = log.read_text()
-    assert "starting the noida development broker" in text and "up: stopped" in text
+    assert "starting the kafka development broker" in text and "up: stopped" in text
     assert len(first) == len(set(first)) >= 20
 
     proc = _run_up(env, log, rate="40")

@@ -68,16 +68,16 @@ def _changelog_totals(messages: list[Any]) -> Counter[str]:
     return totals
 
 
-def test_every_raw_record_lands_once_in_the_right_tier(noida, metadata_dir: Path, start_worker) -> None:
-    start_worker(noida, metadata_dir, app_id="atlas-core")
+def test_every_raw_record_lands_once_in_the_right_tier(kafka, metadata_dir: Path, start_worker) -> None:
+    start_worker(kafka, metadata_dir, app_id="atlas-core")
     positions = []
     for _, value, _, _ in CASES:
         key = b"tombstone" if value is None else None  # Kafka needs a key or a value
-        positions += asyncio.run(produce(noida.bootstrap, RAW, [value], key=key))
+        positions += asyncio.run(produce(kafka.bootstrap, RAW, [value], key=key))
     expected_positions = {(RAW, p, o) for p, o in positions}
 
     out_topics = [*TIERS.values(), DLQ]
-    got = parse(asyncio.run(consume(noida.bootstrap, out_topics, lambda ms: len(ms) >= len(CASES), timeout=90)))
+    got = parse(asyncio.run(consume(kafka.bootstrap, out_topics, lambda ms: len(ms) >= len(CASES), timeout=90)))
 
     # Nothing lost, nothing duplicated: every raw offset in exactly one output.
     seen = _positions(got)
@@ -108,17 +108,17 @@ def test_every_raw_record_lands_once_in_the_right_tier(noida, metadata_dir: Path
     assert bronze["record"]["quantity"] is None
 
     # The unknown field was counted as drift and announced on the event log.
-    drift = [e for e in _events(noida.bootstrap, "schema.drift", "itest.orders") if e["type"] == "schema.drift"]
+    drift = [e for e in _events(kafka.bootstrap, "schema.drift", "itest.orders") if e["type"] == "schema.drift"]
     assert [(e["field"], e["partition"], e["offset"]) for e in drift] == [("coupon", *positions[3])]
 
 
-def test_tier_messages_keyed_dlq_keeps_bytes_and_stats_add_up(noida, metadata_dir: Path, start_worker) -> None:
-    start_worker(noida, metadata_dir, app_id="atlas-stats")
+def test_tier_messages_keyed_dlq_keeps_bytes_and_stats_add_up(kafka, metadata_dir: Path, start_worker) -> None:
+    start_worker(kafka, metadata_dir, app_id="atlas-stats")
     good = [orjson.dumps(_rec(order_id=f"O-{i}")) for i in range(30)]
     bad = [b"\x00\x01 not json %d" % i for i in range(5)]
-    asyncio.run(produce(noida.bootstrap, RAW, good + bad))
+    asyncio.run(produce(kafka.bootstrap, RAW, good + bad))
 
-    msgs = asyncio.run(consume(noida.bootstrap, [TIERS["gold"], DLQ], lambda ms: len(ms) >= 35, timeout=90))
+    msgs = asyncio.run(consume(kafka.bootstrap, [TIERS["gold"], DLQ], lambda ms: len(ms) >= 35, timeout=90))
     gold = [m for m in msgs if m.topic == TIERS["gold"]]
     dead = [m for m in msgs if m.topic == DLQ]
     assert len(gold) == 30 and len(dead) == 5
@@ -132,7 +132,7 @@ def test_tier_messages_keyed_dlq_keeps_bytes_and_stats_add_up(noida, metadata_di
         totals = _changelog_totals(ms)
         return totals["itest.orders|gold"] == 30 and totals["itest.orders|dlq"] == 5
 
-    changelog = asyncio.run(consume(noida.bootstrap, ["atlas-stats-tier_counts-changelog"], done, timeout=60))
+    changelog = asyncio.run(consume(kafka.bootstrap, ["atlas-stats-tier_counts-changelog"], done, timeout=60))
     totals = _changelog_totals(changelog)
     assert totals == Counter({"itest.orders|gold": 30, "itest.orders|dlq": 5})
 
@@ -147,10 +147,10 @@ def _events(bootstrap: str, kind: str, subject: str, version: int | None = None,
     return [e for _, e in parse(asyncio.run(consume(bootstrap, [EVENTS], found, timeout=timeout)))]
 
 
-def test_schema_registry_refuses_incompatible_change_and_keeps_previous(noida, metadata_dir: Path, start_worker) -> None:
+def test_schema_registry_refuses_incompatible_change_and_keeps_previous(kafka, metadata_dir: Path, start_worker) -> None:
     contract_file = metadata_dir / "itest.json"
-    worker = start_worker(noida, metadata_dir, app_id="atlas-registry")
-    events = _events(noida.bootstrap, "schema.registered", "itest.orders", 1)
+    worker = start_worker(kafka, metadata_dir, app_id="atlas-registry")
+    events = _events(kafka.bootstrap, "schema.registered", "itest.orders", 1)
     assert [e["version"] for e in events if e["type"] == "schema.registered"] == [1]
     worker.stop()
 
@@ -159,15 +159,15 @@ def test_schema_registry_refuses_incompatible_change_and_keeps_previous(noida, m
     contract["dataset_config"][0]["source"]["features"].append(
         {"name": "customer_id", "dtype": "string", "required": True})
     contract_file.write_text(json.dumps(contract))
-    worker = start_worker(noida, metadata_dir, app_id="atlas-registry")
-    events = _events(noida.bootstrap, "schema.refused", "itest.orders")
+    worker = start_worker(kafka, metadata_dir, app_id="atlas-registry")
+    events = _events(kafka.bootstrap, "schema.refused", "itest.orders")
     refused = [e for e in events if e["type"] == "schema.refused"]
     assert refused and refused[0]["version_in_force"] == 1
     assert any("customer_id" in p for p in refused[0]["problems"])
 
     # Records are still scored against version 1: customer_id is an unknown field there.
-    asyncio.run(produce(noida.bootstrap, RAW, [orjson.dumps(_rec(order_id="O-77", customer_id="C-1"))]))
-    msgs = parse(asyncio.run(consume(noida.bootstrap, [TIERS["silver"]], lambda ms: len(ms) >= 1)))
+    asyncio.run(produce(kafka.bootstrap, RAW, [orjson.dumps(_rec(order_id="O-77", customer_id="C-1"))]))
+    msgs = parse(asyncio.run(consume(kafka.bootstrap, [TIERS["silver"]], lambda ms: len(ms) >= 1)))
     assert msgs[0][1]["schema"]["version"] == 1
     assert msgs[0][1]["quality"]["failures"] == ["schema"]
     worker.stop()
@@ -175,10 +175,10 @@ def test_schema_registry_refuses_incompatible_change_and_keeps_previous(noida, m
     # An optional field is a compatible change: version 2 is registered and used.
     contract["dataset_config"][0]["source"]["features"][-1]["required"] = False
     contract_file.write_text(json.dumps(contract))
-    start_worker(noida, metadata_dir, app_id="atlas-registry")
-    events = _events(noida.bootstrap, "schema.registered", "itest.orders", 2)
+    start_worker(kafka, metadata_dir, app_id="atlas-registry")
+    events = _events(kafka.bootstrap, "schema.registered", "itest.orders", 2)
     assert [e["version"] for e in events if e["type"] == "schema.registered"] == [1, 2]
-    asyncio.run(produce(noida.bootstrap, RAW, [orjson.dumps(_rec(order_id="O-78", customer_id="C-2"))]))
-    msgs = parse(asyncio.run(consume(noida.bootstrap, [TIERS["gold"]], lambda ms: len(ms) >= 1)))
+    asyncio.run(produce(kafka.bootstrap, RAW, [orjson.dumps(_rec(order_id="O-78", customer_id="C-2"))]))
+    msgs = parse(asyncio.run(consume(kafka.bootstrap, [TIERS["gold"]], lambda ms: len(ms) >= 1)))
     assert msgs[0][1]["schema"]["version"] == 2
     assert msgs[0][1]["record"]["customer_id"] == "C-2"

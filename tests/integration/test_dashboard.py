@@ -83,15 +83,15 @@ def _n(value: int) -> str:
     return f"{value:,}"
 
 
-def test_dashboard_pages_show_the_endpoint_numbers(noida, metadata_dir: Path, start_worker, browser: Any,
+def test_dashboard_pages_show_the_endpoint_numbers(kafka, metadata_dir: Path, start_worker, browser: Any,
                                                     tmp_path: Path) -> None:
-    worker = start_worker(noida, metadata_dir, app_id="atlas-dash")
+    worker = start_worker(kafka, metadata_dir, app_id="atlas-dash")
     url = base_url(worker)
     for _, value, _, _ in CASES:
-        asyncio.run(produce(noida.bootstrap, RAW, [value], key=b"tombstone" if value is None else None))
+        asyncio.run(produce(kafka.bootstrap, RAW, [value], key=b"tombstone" if value is None else None))
     status = {"source": "file:itest.orders", "kind": "file", "state": "idle", "last_poll": None, "rows": 1234,
               "lag": 0, "last_error": "file x.csv: line 3 is not CSV", "time": "2026-01-01T00:00:01+00:00"}
-    asyncio.run(produce(noida.bootstrap, "atlas.sources.status", [orjson.dumps(status)], key=b"file:itest.orders"))
+    asyncio.run(produce(kafka.bootstrap, "atlas.sources.status", [orjson.dumps(status)], key=b"file:itest.orders"))
     stats = wait_for(f"{url}/stats/", lambda b: b["complete"] and b["totals"]["total"] == len(CASES))
     wait_for(f"{url}/sources/", lambda b: len(b["sources"]) == 1)
     shots = tmp_path / "screenshots"

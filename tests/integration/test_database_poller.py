@@ -201,7 +201,7 @@ def iso(ts: datetime) -> str:
 # ---------------------------------------------------------------------------------- every mode
 
 
-def test_new_and_updated_rows_each_mode_exactly_once(database: Db, noida: DevBroker, tmp_path: Path) -> None:
+def test_new_and_updated_rows_each_mode_exactly_once(database: Db, kafka: DevBroker, tmp_path: Path) -> None:
     db, group = database, f"dbit_{database.kind}"
     table = orders_table(db.engine)
     with db.engine.begin() as conn:
@@ -213,21 +213,21 @@ def test_new_and_updated_rows_each_mode_exactly_once(database: Db, noida: DevBro
                          "query": "SELECT id, customer, amount, payload, ordered_on, updated_at FROM orders "
                                   "WHERE customer <> 'c0'"}
     write_contract(tmp_path / "metadata", group, db, datasets)
-    env = poller_env(noida, tmp_path, db)
+    env = poller_env(kafka, tmp_path, db)
 
     first = poll_once(env, group)
     assert first.returncode == 0, first.stderr[-3000:]
     topics = {name: f"atlas.{group}.{name}.raw" for name in MODES}
     for name in MODES:
-        got = versions(read_topic(noida.bootstrap, topics[name]))
+        got = versions(read_topic(kafka.bootstrap, topics[name]))
         assert sorted(got) == [(i, iso(BASE + timedelta(seconds=i // 2))) for i in range(1, 21)], name
 
-    sample = json.loads(read_topic(noida.bootstrap, topics["inc"])[0].value)
+    sample = json.loads(read_topic(kafka.bootstrap, topics["inc"])[0].value)
     i = sample["id"]
     assert sample == {"id": i, "customer": f"c{i % 7}", "amount": str((Decimal(i) / 4).quantize(Decimal("0.01"))),
                       "payload": base64.b64encode(bytes([i % 256, 0, 255])).decode(),
                       "ordered_on": BASE.date().isoformat(), "updated_at": iso(BASE + timedelta(seconds=i // 2))}
-    keyed = read_topic(noida.bootstrap, topics["tsinc"])
+    keyed = read_topic(kafka.bootstrap, topics["tsinc"])
     assert all(m.key == str(json.loads(m.value)["id"]).encode() for m in keyed)  # key 'order_id' -> column id
 
     later = BASE + timedelta(hours=1)
@@ -243,14 +243,14 @@ def test_new_and_updated_rows_each_mode_exactly_once(database: Db, noida: DevBro
     new = {(i, iso(later + timedelta(seconds=i))) for i in range(21, 26)}
     updated = {(i, iso(later + timedelta(minutes=i))) for i in (3, 8, 15)}
     for name in ("ts", "tsinc"):
-        got = versions(read_topic(noida.bootstrap, topics[name]))
+        got = versions(read_topic(kafka.bootstrap, topics[name]))
         assert len(got) == len(set(got)), f"{name}: duplicates"
         assert set(got) == original | new | updated, name
-    got = versions(read_topic(noida.bootstrap, topics["inc"]))
+    got = versions(read_topic(kafka.bootstrap, topics["inc"]))
     assert sorted(got) == sorted(original | new), "incrementing: new rows once, updates not seen"
-    got = versions(read_topic(noida.bootstrap, f"atlas.{group}.query.raw"))
+    got = versions(read_topic(kafka.bootstrap, f"atlas.{group}.query.raw"))
     assert sorted(got) == sorted(v for v in original | new | updated if v in updated or v[0] % 7), "query"
-    bulk = read_topic(noida.bootstrap, topics["bulk"])
+    bulk = read_topic(kafka.bootstrap, topics["bulk"])
     passes: dict[bytes, list[int]] = {}
     for m in bulk:
         pos = dict(m.headers)["atlas-pos"]
@@ -263,7 +263,7 @@ def test_new_and_updated_rows_each_mode_exactly_once(database: Db, noida: DevBro
 # ---------------------------------------------------------------------------------- kill -9
 
 
-def test_kill_9_three_times_loses_and_duplicates_nothing(postgres: Db, noida: DevBroker, tmp_path: Path) -> None:
+def test_kill_9_three_times_loses_and_duplicates_nothing(postgres: Db, kafka: DevBroker, tmp_path: Path) -> None:
     db, group = postgres, "dbit_kill"
     table = orders_table(db.engine)
     written: set[tuple[int, str]] = set()
@@ -278,7 +278,7 @@ def test_kill_9_three_times_loses_and_duplicates_nothing(postgres: Db, noida: De
     write_contract(tmp_path / "metadata", group, db,
                    {"orders": {"incremental": incremental("timestamp+incrementing"), "fetch_size": 500}},
                    poll_interval="PT0.5S")
-    env = poller_env(noida, tmp_path, db)
+    env = poller_env(kafka, tmp_path, db)
     topic = f"atlas.{group}.orders.raw"
     log = open(tmp_path / "poller.log", "ab")
 
@@ -290,15 +290,15 @@ def test_kill_9_three_times_loses_and_duplicates_nothing(postgres: Db, noida: De
     next_id = 20_001
     for round_ in range(3):
         proc = start()
-        before = topic_size(noida.bootstrap, topic) if round_ else 0
+        before = topic_size(kafka.bootstrap, topic) if round_ else 0
         target = before + rng.randint(1, 5_000)  # a random moment of the stream
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and topic_size(noida.bootstrap, topic) < target:
+        while time.monotonic() < deadline and topic_size(kafka.bootstrap, topic) < target:
             assert proc.poll() is None, (tmp_path / "poller.log").read_text()[-3000:]
             time.sleep(rng.uniform(0.01, 0.1))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        log.write(f"test: SIGKILL with {topic_size(noida.bootstrap, topic)} records in the topic\n".encode())
+        log.write(f"test: SIGKILL with {topic_size(kafka.bootstrap, topic)} records in the topic\n".encode())
         log.flush()
         # While it is down: new rows, and updates of rows already published or not. Their
         # timestamps are newer than every earlier write: a timestamp cursor (Kafka Connect's
@@ -317,7 +317,7 @@ def test_kill_9_three_times_loses_and_duplicates_nothing(postgres: Db, noida: De
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            got = versions(read_topic(noida.bootstrap, topic))
+            got = versions(read_topic(kafka.bootstrap, topic))
             if final <= set(got):
                 break
             time.sleep(1)
@@ -326,7 +326,7 @@ def test_kill_9_three_times_loses_and_duplicates_nothing(postgres: Db, noida: De
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         log.close()
-    got = versions(read_topic(noida.bootstrap, topic))
+    got = versions(read_topic(kafka.bootstrap, topic))
     missing = final - set(got)
     twice = len(got) - len(set(got))
     assert not missing, f"{len(missing)} row versions missing, e.g. {sorted(missing)[:5]}"
@@ -337,7 +337,7 @@ def test_kill_9_three_times_loses_and_duplicates_nothing(postgres: Db, noida: De
 # ---------------------------------------------------------------------------------- delay
 
 
-def test_timestamp_delay_holds_rows_back_until_old_enough(postgres: Db, noida: DevBroker, tmp_path: Path) -> None:
+def test_timestamp_delay_holds_rows_back_until_old_enough(postgres: Db, kafka: DevBroker, tmp_path: Path) -> None:
     db, group = postgres, "dbit_delay"
     table = orders_table(db.engine)
     with db.engine.begin() as conn:
@@ -345,18 +345,18 @@ def test_timestamp_delay_holds_rows_back_until_old_enough(postgres: Db, noida: D
         conn.execute(table.insert().values(**{**order(2, BASE), "updated_at": sa.func.localtimestamp()}))
     write_contract(tmp_path / "metadata", group, db,
                    {"orders": {"incremental": incremental("timestamp+incrementing", delay="PT8S")}})
-    env = poller_env(noida, tmp_path, db)
+    env = poller_env(kafka, tmp_path, db)
     inserted = time.monotonic()
     topic = f"atlas.{group}.orders.raw"
 
     run = poll_once(env, group)
     assert run.returncode == 0, run.stderr[-3000:]
     assert time.monotonic() - inserted < 7, "the first pass came too late to test the delay"
-    assert [v[0] for v in versions(read_topic(noida.bootstrap, topic))] == [1]
+    assert [v[0] for v in versions(read_topic(kafka.bootstrap, topic))] == [1]
     time.sleep(max(0.0, inserted + 8.5 - time.monotonic()))
     run = poll_once(env, group)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert sorted(v[0] for v in versions(read_topic(noida.bootstrap, topic))) == [1, 2]
+    assert sorted(v[0] for v in versions(read_topic(kafka.bootstrap, topic))) == [1, 2]
 
 
 # ---------------------------------------------------------------------------------- names
@@ -367,7 +367,7 @@ def test_timestamp_delay_holds_rows_back_until_old_enough(postgres: Db, noida: D
     ("incrementing_column", 'id" OR 1=1 --'),
     ("feature", "customer`; DELETE FROM orders; --"),
 ])
-def test_injection_names_are_refused_and_nothing_runs(postgres: Db, noida: DevBroker, tmp_path: Path,
+def test_injection_names_are_refused_and_nothing_runs(postgres: Db, kafka: DevBroker, tmp_path: Path,
                                                       field: str, name: str) -> None:
     db, group = postgres, "dbit_names"
     table = orders_table(db.engine)
@@ -383,19 +383,19 @@ def test_injection_names_are_refused_and_nothing_runs(postgres: Db, noida: DevBr
         doc = json.loads((tmp_path / "metadata" / f"{group}.json").read_text())
         doc["dataset_config"][0]["source"]["features"].append({"name": name, "dtype": "string"})
         (tmp_path / "metadata" / f"{group}.json").write_text(json.dumps(doc))
-    run = poll_once(poller_env(noida, tmp_path, db), group)
+    run = poll_once(poller_env(kafka, tmp_path, db), group)
     assert run.returncode != 0
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and repr(name) in last and "does not exist" in last, run.stderr[-3000:]
     with db.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 3
-    assert topic_size(noida.bootstrap, f"atlas.{group}.orders.raw") == 0
+    assert topic_size(kafka.bootstrap, f"atlas.{group}.orders.raw") == 0
 
 
 # ---------------------------------------------------------------------------------- unreachable
 
 
-def test_unreachable_database_is_one_clear_line_retried_with_backoff(noida: DevBroker, tmp_path: Path) -> None:
+def test_unreachable_database_is_one_clear_line_retried_with_backoff(kafka: DevBroker, tmp_path: Path) -> None:
     group = "dbit_down"
     port = free_port()  # nothing listens there
     db = Db("postgresql", sa.create_engine("sqlite://"), "none",
@@ -403,7 +403,7 @@ def test_unreachable_database_is_one_clear_line_retried_with_backoff(noida: DevB
              "password": "${DBIT_PASSWORD}", "database": "shop"}, {"DBIT_PASSWORD": "s3cret-Pw0rd"})
     write_contract(tmp_path / "metadata", group, db, {"orders": {"incremental": incremental("incrementing")}})
     proc = subprocess.Popen([sys.executable, "-m", "atlas_stream", "poll", "--ocs", group], cwd=ROOT,
-                            env=poller_env(noida, tmp_path, db), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            env=poller_env(kafka, tmp_path, db), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     time.sleep(6)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
@@ -413,7 +413,7 @@ def test_unreachable_database_is_one_clear_line_retried_with_backoff(noida: DevB
     lines = [ln for ln in text.splitlines() if "unreachable" in ln]
     assert len(lines) >= 2, text[-3000:]  # retried, not a crash
     assert f"127.0.0.1:{port}" in lines[0] and "check that the server runs" in lines[0] and "retrying in" in lines[0]
-    status = asyncio.run(consume(noida.bootstrap, ["atlas.sources.status"], lambda m: len(m) >= 1, timeout=20))
+    status = asyncio.run(consume(kafka.bootstrap, ["atlas.sources.status"], lambda m: len(m) >= 1, timeout=20))
     docs = [json.loads(m.value) for m in status]
     errors = [d for d in docs if d["source"] == f"db:{group}.orders" and d["state"] == "error"]
     assert errors and "unreachable" in errors[0]["last_error"]

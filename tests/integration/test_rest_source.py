@@ -195,9 +195,9 @@ def _env(broker: DevBroker, tmp_path: Path, contract: dict[str, Any]) -> dict[st
     return poller_env(broker.url, tmp_path, contract, RESTIT_TOKEN=TOKEN, RESTIT_KEY=API_KEY)
 
 
-async def test_rest_poller_publishes_every_page_once_and_resumes(noida: DevBroker, tmp_path: Path,
+async def test_rest_poller_publishes_every_page_once_and_resumes(kafka: DevBroker, tmp_path: Path,
                                                                  api: FakeApi) -> None:
-    env = _env(noida, tmp_path, _contract(api.port))
+    env = _env(kafka, tmp_path, _contract(api.port))
     raws = [raw_topic(GROUP, name) for name in (*PAGINATED, "mixed")]
     dlq = dlq_topic(GROUP)
 
@@ -205,7 +205,7 @@ async def test_rest_poller_publishes_every_page_once_and_resumes(noida: DevBroke
     code, out = await _poll(env)
     assert code == 0, out
     assert TOKEN not in out and API_KEY not in out
-    messages = await read_to_end(noida.bootstrap, [*raws, dlq])
+    messages = await read_to_end(kafka.bootstrap, [*raws, dlq])
     for name in PAGINATED:
         ids = _ids(messages, raw_topic(GROUP, name))
         assert sorted(ids) == list(range(250)), f"{name}: {len(ids)} distinct ids"
@@ -242,14 +242,14 @@ async def test_rest_poller_publishes_every_page_once_and_resumes(noida: DevBroke
     api.times.clear()
     code, out = await _poll(env)
     assert code == 0, out
-    assert len(await read_to_end(noida.bootstrap, [*raws, dlq])) == before
+    assert len(await read_to_end(kafka.bootstrap, [*raws, dlq])) == before
 
     # New records on the server: only they are published.
     api.add(30)
     api.mixed.append({"id": 3, "name": "c"})
     code, out = await _poll(env)
     assert code == 0, out
-    messages = await read_to_end(noida.bootstrap, [*raws, dlq])
+    messages = await read_to_end(kafka.bootstrap, [*raws, dlq])
     for name in PAGINATED:
         ids = _ids(messages, raw_topic(GROUP, name))
         assert sorted(ids) == list(range(280)) and max(ids.values()) == 1, name
@@ -260,7 +260,7 @@ async def test_rest_poller_publishes_every_page_once_and_resumes(noida: DevBroke
 
     # Status reports: one per source, done after the pass, no lag for REST.
     status = {}
-    for m in await read_to_end(noida.bootstrap, [SOURCE_STATUS_TOPIC]):
+    for m in await read_to_end(kafka.bootstrap, [SOURCE_STATUS_TOPIC]):
         doc = orjson.loads(m.value)
         status[doc["source"]] = doc
     assert status[f"api:{GROUP}.paged"]["rows"] == 280 and status[f"api:{GROUP}.paged"]["lag"] is None
@@ -272,10 +272,10 @@ async def test_rest_poller_publishes_every_page_once_and_resumes(noida: DevBroke
     assert code != 0, out
     assert "401" in out and f"http://127.0.0.1:{api.port}/v1/" in out and "credentials" in out, out
     assert TOKEN not in out and API_KEY not in out, out
-    assert len(await read_to_end(noida.bootstrap, [*raws, dlq])) == len(messages)
+    assert len(await read_to_end(kafka.bootstrap, [*raws, dlq])) == len(messages)
 
 
-async def test_rest_poller_killed_mid_way_neither_skips_nor_repeats(noida: DevBroker, tmp_path: Path) -> None:
+async def test_rest_poller_killed_mid_way_neither_skips_nor_repeats(kafka: DevBroker, tmp_path: Path) -> None:
     fake = FakeApi(400)
     fake.inject, fake.delay = False, 0.02
     async with _serve(fake):
@@ -284,7 +284,7 @@ async def test_rest_poller_killed_mid_way_neither_skips_nor_repeats(noida: DevBr
         contract["dataset_config"] = [_dataset("paged", "/page", pagination={
             "type": "page", "size_param": "per_page", "size": 8})]
         del contract["source_config"]["rate_limit"]
-        env = _env(noida, tmp_path, contract)
+        env = _env(kafka, tmp_path, contract)
         checkpoint = checkpoint_path(tmp_path / "data" / "checkpoints", "api:restkill.paged")
         killed = []
         for n, rows in enumerate((80, 200, 290)):
@@ -310,7 +310,7 @@ async def test_rest_poller_killed_mid_way_neither_skips_nor_repeats(noida: DevBr
         code, out = await _poll(env, "restkill")
         assert code == 0, out
         raw = raw_topic("restkill", "paged")
-        ids = _ids(await read_to_end(noida.bootstrap, [raw]), raw)
+        ids = _ids(await read_to_end(kafka.bootstrap, [raw]), raw)
         missing = sorted(set(range(400)) - set(ids))
         duplicated = sorted(i for i, c in ids.items() if c > 1)
         assert not missing and not duplicated, (f"missing {missing[:20]}, duplicated {duplicated[:20]} "

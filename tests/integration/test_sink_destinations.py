@@ -70,19 +70,19 @@ def committed_offsets(bootstrap: str, group: str, topics: list[str]) -> dict[tup
     return asyncio.run(read())
 
 
-def test_s3_and_elasticsearch_down_for_10s(noida, noida_es, moto_s3, metadata_dir: Path, start_worker) -> None:
+def test_s3_and_elasticsearch_down_for_10s(kafka, noida_es, moto_s3, metadata_dir: Path, start_worker) -> None:
     s3_port = int(moto_s3.endpoint.rsplit(":", 1)[1])
     with TcpProxy("127.0.0.1", s3_port) as s3_proxy, TcpProxy("127.0.0.1", noida_es.port) as es_proxy:
-        worker = start_worker(noida, metadata_dir, app_id="atlas-down", ATLAS_LAKE_URI=moto_s3.lake_uri,
+        worker = start_worker(kafka, metadata_dir, app_id="atlas-down", ATLAS_LAKE_URI=moto_s3.lake_uri,
                               ATLAS_ES_URL=es_proxy.url, **{**moto_s3.env, "ATLAS_S3_ENDPOINT": s3_proxy.url}, **FAST)
-        asyncio.run(produce(noida.bootstrap, RAW, [mixed(i) for i in range(200)]))
+        asyncio.run(produce(kafka.bootstrap, RAW, [mixed(i) for i in range(200)]))
         wait_for("200 rows in S3", lambda: len(s3_rows(moto_s3)) >= 200, 120, log=worker.log)
 
         s3_proxy.pause()
         es_proxy.pause()
         paused_at = time.monotonic()
         files_before = s3_files(moto_s3)
-        asyncio.run(produce(noida.bootstrap, RAW, [mixed(i) for i in range(200, 400)]))
+        asyncio.run(produce(kafka.bootstrap, RAW, [mixed(i) for i in range(200, 400)]))
         while time.monotonic() - paused_at < 10:
             time.sleep(1)
             # Nothing acknowledged before it is written: each tier partition's committed offset
@@ -92,7 +92,7 @@ def test_s3_and_elasticsearch_down_for_10s(noida, noida_es, moto_s3, metadata_di
                 name = parse_committed_name(path.rsplit("/", 1)[-1])
                 assert name is not None
                 ends[(name.topic, name.partition)] = max(ends.get((name.topic, name.partition), -1), end)
-            for tp, off in committed_offsets(noida.bootstrap, "atlas-down", list(TOPICS.values())).items():
+            for tp, off in committed_offsets(kafka.bootstrap, "atlas-down", list(TOPICS.values())).items():
                 assert off is None or off <= ends.get(tp, -1) + 1, (tp, off, ends.get(tp))
         assert s3_files(moto_s3) == files_before, "a file was committed while S3 was unreachable"
         assert "Nothing is acknowledged" in worker.log()  # the outage is reported, with what to check
@@ -105,7 +105,7 @@ def test_s3_and_elasticsearch_down_for_10s(noida, noida_es, moto_s3, metadata_di
         rows = s3_rows(moto_s3)
         positions = Counter((r[1], r[2], r[3]) for r in rows)
         assert len(positions) == 400 and max(positions.values()) == 1
-        expected = tier_positions(noida.bootstrap, TOPICS)
+        expected = tier_positions(kafka.bootstrap, TOPICS)
         for tier in TIERS:
             assert {(r[1], r[2], r[3]) for r in rows if r[0] == tier} == expected[tier], tier
 
@@ -114,14 +114,14 @@ def test_s3_and_elasticsearch_down_for_10s(noida, noida_es, moto_s3, metadata_di
                        120, log=worker.log)
         assert sorted(ids) == sorted(want)  # each once, nothing else
         # The commits were announced on the event log.
-        events = parse(asyncio.run(consume(noida.bootstrap, ["atlas.events"],
+        events = parse(asyncio.run(consume(kafka.bootstrap, ["atlas.events"],
                                            lambda ms: any(b'"sink.commit"' in m.value for m in ms), timeout=30)))
         assert any(e["type"] == "sink.commit" and e["source"] == "itest.orders" for _, e in events)
 
 
-def test_webhdfs_lake(noida, webhdfs, metadata_dir: Path, start_worker, tmp_path: Path) -> None:
-    worker = start_worker(noida, metadata_dir, ATLAS_LAKE_URI=webhdfs, **FAST)
-    asyncio.run(produce(noida.bootstrap, RAW, [mixed(i) for i in range(150)]))
+def test_webhdfs_lake(kafka, webhdfs, metadata_dir: Path, start_worker, tmp_path: Path) -> None:
+    worker = start_worker(kafka, metadata_dir, ATLAS_LAKE_URI=webhdfs, **FAST)
+    asyncio.run(produce(kafka.bootstrap, RAW, [mixed(i) for i in range(150)]))
     # The WebHDFS server keeps its files in a local folder: read them as analysts would.
     root = Path(webhdfs_root(tmp_path))
     rows = wait_for("150 rows over WebHDFS", lambda: len(lake_rows(root)) >= 150 and lake_rows(root), 120,

@@ -24,15 +24,15 @@ TOPICS = {t: f"atlas.itest.orders.{t}" for t in TIERS}
 FAST = {"ATLAS_SINK_FLUSH_SECONDS": "1", "ATLAS_SINK_ROTATE_SECONDS": "2"}
 
 
-def test_lake_layout_columns_and_counts(noida, metadata_dir: Path, start_worker, tmp_path: Path) -> None:
+def test_lake_layout_columns_and_counts(kafka, metadata_dir: Path, start_worker, tmp_path: Path) -> None:
     lake = tmp_path / "lake"
-    worker = start_worker(noida, metadata_dir, ATLAS_LAKE_URI=str(lake), **FAST)
-    asyncio.run(produce(noida.bootstrap, RAW, [mixed(i) for i in range(400)]))
+    worker = start_worker(kafka, metadata_dir, ATLAS_LAKE_URI=str(lake), **FAST)
+    asyncio.run(produce(kafka.bootstrap, RAW, [mixed(i) for i in range(400)]))
 
     rows = wait_for("400 rows in committed files", lambda: len(lake_rows(lake)) >= 400 and lake_rows(lake), 120,
                     log=worker.log)
     assert len(rows) == 400 and not duplicates(rows)
-    expected = tier_positions(noida.bootstrap, TOPICS)
+    expected = tier_positions(kafka.bootstrap, TOPICS)
     for tier in TIERS:
         got = {(r[1], r[2], r[3]) for r in rows if r[0] == tier}
         assert got == expected[tier], tier
@@ -59,15 +59,15 @@ def test_lake_layout_columns_and_counts(noida, metadata_dir: Path, start_worker,
     assert table.column("tier").to_pylist() == table.column("_tier").to_pylist()
 
 
-def test_a_new_consumer_group_starts_where_the_lake_ends(noida, metadata_dir: Path, start_worker,
+def test_a_new_consumer_group_starts_where_the_lake_ends(kafka, metadata_dir: Path, start_worker,
                                                         tmp_path: Path) -> None:
     """Kafka Connect's recovery: on assignment the next offset comes from the committed file
     names and the consumer seeks there, instead of reading what the lake holds again. A second
     consumer group over the same lake (as after a group's offsets expired) shows it: it has no
     committed offsets, so without the seek it would read every tier topic from offset 0."""
     lake = tmp_path / "lake"
-    first = start_worker(noida, metadata_dir, app_id="atlas-it-lake-a", ATLAS_LAKE_URI=str(lake), **FAST)
-    asyncio.run(produce(noida.bootstrap, RAW, [mixed(i) for i in range(300)]))
+    first = start_worker(kafka, metadata_dir, app_id="atlas-it-lake-a", ATLAS_LAKE_URI=str(lake), **FAST)
+    asyncio.run(produce(kafka.bootstrap, RAW, [mixed(i) for i in range(300)]))
     wait_for("300 rows in committed files", lambda: len(lake_rows(lake)) >= 300, 120, log=first.log)
     first.stop()
     ends: dict[tuple[str, int], int] = {}
@@ -76,14 +76,14 @@ def test_a_new_consumer_group_starts_where_the_lake_ends(noida, metadata_dir: Pa
         assert name is not None
         ends[(name.topic, name.partition)] = max(ends.get((name.topic, name.partition), 0), name.end + 1)
 
-    second = start_worker(noida, metadata_dir, app_id="atlas-it-lake-b", ATLAS_LAKE_URI=str(lake), **FAST)
+    second = start_worker(kafka, metadata_dir, app_id="atlas-it-lake-b", ATLAS_LAKE_URI=str(lake), **FAST)
     # Group b committed exactly where the lake ends before it read anything (it re-scores the raw
     # topic from its start, so later commits only move these forward).
     wait_for("group b's offsets at the lake's ends",
-             lambda: all(off >= ends[tp] for tp, off in committed(noida.bootstrap, "atlas-it-lake-b", ends).items()),
+             lambda: all(off >= ends[tp] for tp, off in committed(kafka.bootstrap, "atlas-it-lake-b", ends).items()),
              60, log=second.log)
     assert "seeking" in second.log() and all(f"{t}[{p}] -> {off}" in second.log() for (t, p), off in ends.items())
-    asyncio.run(produce(noida.bootstrap, RAW, [mixed(i) for i in range(300, 400)]))
+    asyncio.run(produce(kafka.bootstrap, RAW, [mixed(i) for i in range(300, 400)]))
     rows = wait_for("400 rows", lambda: len(lake_rows(lake)) >= 400 and lake_rows(lake), 120, log=second.log)
     time.sleep(3)  # anything written twice would land now
     rows = lake_rows(lake)
@@ -112,19 +112,19 @@ def committed(bootstrap: str, group: str, tps: dict[tuple[str, int], int]) -> di
 
 
 @pytest.mark.timeout(1200)
-def test_kill_9_five_times_every_record_once(tansu, noida_es, metadata_dir: Path, start_worker, tmp_path: Path) -> None:
+def test_kill_9_five_times_every_record_once(kafka, noida_es, metadata_dir: Path, start_worker, tmp_path: Path) -> None:
     """The issue's proof: 100k records, SIGKILL at least 5 times, then 0 missing, 0 duplicated,
     in the lake and in Elasticsearch."""
     n = 100_000
     lake = tmp_path / "lake"
     env = dict(FAST, ATLAS_LAKE_URI=str(lake), ATLAS_SINK_ROTATE_SECONDS="3", ATLAS_APP_ID="atlas-kill",
                ATLAS_ES_URL=noida_es.url, ATLAS_ES_BULK_DOCS="2000")
-    asyncio.run(ensure_topics([tansu.bootstrap], [RAW], partitions=2, replication=1))
-    asyncio.run(produce_fast(tansu.bootstrap, RAW, [mixed(i) for i in range(n)]))
+    asyncio.run(ensure_topics([kafka.bootstrap], [RAW], partitions=2, replication=1))
+    asyncio.run(produce_fast(kafka.bootstrap, RAW, [mixed(i) for i in range(n)]))
     rng = random.Random(7)
     before = 0
     for kill in range(5):
-        worker = start_worker(tansu, metadata_dir, **env)
+        worker = start_worker(kafka, metadata_dir, **env)
         # Kill while files are being written: after this run has committed something.
         before = wait_for("the lake to grow", lambda b=before: (len(lake_rows(lake)) > b) and len(lake_rows(lake)),
                           180, every=0.5, log=worker.log)
@@ -133,7 +133,7 @@ def test_kill_9_five_times_every_record_once(tansu, noida_es, metadata_dir: Path
         before = len(lake_rows(lake))
         print(f"kill {kill + 1}: SIGKILL with {before} rows committed")
         assert len(lake_rows(lake)) < n, "the run ended before the kills: make it longer"
-    worker = start_worker(tansu, metadata_dir, **env)
+    worker = start_worker(kafka, metadata_dir, **env)
     rows = wait_for(f"{n} rows in the lake", lambda: len(lake_rows(lake)) >= n and lake_rows(lake), 600, every=5,
                     log=worker.log)
     time.sleep(5)  # anything written twice would land now
@@ -142,7 +142,7 @@ def test_kill_9_five_times_every_record_once(tansu, noida_es, metadata_dir: Path
     missing = n - len(positions)
     assert missing == 0, f"{missing} raw records missing"
     assert not duplicates(rows), f"duplicated: {duplicates(rows)[:5]}"
-    expected = tier_positions(tansu.bootstrap, TOPICS)
+    expected = tier_positions(kafka.bootstrap, TOPICS)
     for tier in TIERS:
         assert {(r[1], r[2], r[3]) for r in rows if r[0] == tier} == expected[tier], tier
 

@@ -14,17 +14,17 @@ from .harness import consume, parse, produce
 from .test_core_stream import DLQ, RAW, TIERS, _changelog_totals, _rec
 
 
-def test_stats_are_exact_when_two_workers_share_the_partitions(tansu, metadata_dir: Path, start_worker) -> None:
-    a = start_worker(tansu, metadata_dir, app_id="atlas-pair")
-    b = start_worker(tansu, metadata_dir, app_id="atlas-pair")
+def test_stats_are_exact_when_two_workers_share_the_partitions(kafka, metadata_dir: Path, start_worker) -> None:
+    a = start_worker(kafka, metadata_dir, app_id="atlas-pair")
+    b = start_worker(kafka, metadata_dir, app_id="atlas-pair")
     time.sleep(8)  # let the group settle: Tansu joins take about half the 6 s session timeout
 
     values = [orjson.dumps(_rec(order_id=f"O-{i}", note="x" * (i % 15))) for i in range(200)]
     values += [b"not json"] * 10
-    asyncio.run(produce(tansu.bootstrap, RAW, values[:105]))
-    asyncio.run(produce(tansu.bootstrap, RAW, values[105:]))
+    asyncio.run(produce(kafka.bootstrap, RAW, values[:105]))
+    asyncio.run(produce(kafka.bootstrap, RAW, values[105:]))
 
-    got = parse(asyncio.run(consume(tansu.bootstrap, [*TIERS.values(), DLQ], lambda ms: len(ms) >= 210, timeout=120)))
+    got = parse(asyncio.run(consume(kafka.bootstrap, [*TIERS.values(), DLQ], lambda ms: len(ms) >= 210, timeout=120)))
     positions = [(m["source"]["partition"], m["source"]["offset"]) for _, m in got]
     assert len(positions) == len(set(positions)) == 210
     partitions = {p for p, _ in positions}
@@ -40,7 +40,7 @@ def test_stats_are_exact_when_two_workers_share_the_partitions(tansu, metadata_d
     def exact(ms: list[Any]) -> bool:
         return _changelog_totals(ms) == expected
 
-    changelog = asyncio.run(consume(tansu.bootstrap, ["atlas-pair-tier_counts-changelog"], exact, timeout=60))
+    changelog = asyncio.run(consume(kafka.bootstrap, ["atlas-pair-tier_counts-changelog"], exact, timeout=60))
     assert _changelog_totals(changelog) == expected
     # note "x" * (i % 15): 1..10 characters is gold, blank or over 10 characters is silver.
     gold = sum(1 <= i % 15 <= 10 for i in range(200))

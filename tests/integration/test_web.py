@@ -24,14 +24,14 @@ def _stats_done(body: dict[str, Any]) -> bool:
     return body["complete"] and body["totals"]["total"] == len(CASES)
 
 
-def test_endpoints_answer_with_exact_numbers(noida, metadata_dir: Path, start_worker) -> None:
-    worker = start_worker(noida, metadata_dir, app_id="atlas-web", ATLAS_ADMIN_TOKEN=TOKEN)
+def test_endpoints_answer_with_exact_numbers(kafka, metadata_dir: Path, start_worker) -> None:
+    worker = start_worker(kafka, metadata_dir, app_id="atlas-web", ATLAS_ADMIN_TOKEN=TOKEN)
     url = base_url(worker)
     for _, value, _, _ in CASES:
-        asyncio.run(produce(noida.bootstrap, RAW, [value], key=b"tombstone" if value is None else None))
+        asyncio.run(produce(kafka.bootstrap, RAW, [value], key=b"tombstone" if value is None else None))
     status_doc = {"source": "file:itest.orders", "kind": "file", "state": "idle", "last_poll": "2026-01-01T00:00:00+00:00",
                   "rows": 42, "lag": 3, "last_error": None, "time": "2026-01-01T00:00:01+00:00"}
-    asyncio.run(produce(noida.bootstrap, STATUS_TOPIC, [orjson.dumps(status_doc)], key=b"file:itest.orders"))
+    asyncio.run(produce(kafka.bootstrap, STATUS_TOPIC, [orjson.dumps(status_doc)], key=b"file:itest.orders"))
 
     # /stats/: totals, tiers, failures, recent minutes, drift
     stats = wait_for(f"{url}/stats/", _stats_done)
@@ -104,8 +104,8 @@ def test_endpoints_answer_with_exact_numbers(noida, metadata_dir: Path, start_wo
     assert "atlas_consumer_lag{" in text and "atlas_sink_commit_latency_seconds" in text
 
 
-def test_bad_requests_get_clean_json_errors(noida, metadata_dir: Path, start_worker) -> None:
-    worker = start_worker(noida, metadata_dir, app_id="atlas-web-bad")
+def test_bad_requests_get_clean_json_errors(kafka, metadata_dir: Path, start_worker) -> None:
+    worker = start_worker(kafka, metadata_dir, app_id="atlas-web-bad")
     url = base_url(worker)
     wait_for(f"{url}/schemas/subjects", lambda b: b == ["itest.orders"])
 

@@ -21,18 +21,18 @@ def _status(source: str, rows: int) -> bytes:
                          "lag": 0, "last_error": None, "time": "2026-01-01T00:00:00+00:00"})
 
 
-def test_every_worker_answers_for_all_partitions(tansu, metadata_dir: Path, start_worker) -> None:
-    a = start_worker(tansu, metadata_dir, app_id="atlas-web-pair")
-    b = start_worker(tansu, metadata_dir, app_id="atlas-web-pair")
+def test_every_worker_answers_for_all_partitions(kafka, metadata_dir: Path, start_worker) -> None:
+    a = start_worker(kafka, metadata_dir, app_id="atlas-web-pair")
+    b = start_worker(kafka, metadata_dir, app_id="atlas-web-pair")
     time.sleep(8)  # let the group settle (Tansu joins take about half the 6 s session timeout)
     urls = [base_url(a), base_url(b)]
 
     values = [orjson.dumps(_rec(order_id=f"O-{i}", note="x" * (i % 15))) for i in range(200)]
     values += [b"not json"] * 10
-    asyncio.run(produce(tansu.bootstrap, RAW, values))
+    asyncio.run(produce(kafka.bootstrap, RAW, values))
     sources = [f"file:itest.s{i}" for i in range(8)]
     for i, source in enumerate(sources):
-        asyncio.run(produce(tansu.bootstrap, STATUS_TOPIC, [_status(source, i)], key=source.encode()))
+        asyncio.run(produce(kafka.bootstrap, STATUS_TOPIC, [_status(source, i)], key=source.encode()))
 
     gold = sum(1 <= i % 15 <= 10 for i in range(200))
     expected = {"gold": gold, "silver": 200 - gold, "bronze": 0, "rejected": 0, "dlq": 10}

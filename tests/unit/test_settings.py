@@ -22,7 +22,7 @@ def test_defaults_work_on_a_fresh_machine() -> None:
 @pytest.mark.parametrize(("env", "message"), [
     ({"ATLAS_WEB_PORT": "http"}, "ATLAS_WEB_PORT='http': expected a whole number"),
     ({"ATLAS_EMBEDDED_BROKER": "maybe"}, "ATLAS_EMBEDDED_BROKER='maybe'"),
-    ({"ATLAS_DEV_BROKER": "redpanda"}, "expected one of noida, tansu"),
+    ({"ATLAS_DEV_BROKER": "redpanda"}, "expected one of kafka, noida, tansu"),
     ({"ATLAS_PROCESSING_GUARANTEE": "twice"}, "at_least_once or exactly_once"),
     ({"ATLAS_TOPIC_PARTITIONS": "0"}, "must be at least 1"),
     ({"ATLAS_LOG_LEVEL": "loud"}, "expected debug, info, warn, error or crit"),
