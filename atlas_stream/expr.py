@@ -11,7 +11,7 @@ from typing import Any, Callable, NoReturn
 
 from atlas_stream.errors import ExprError
 
-__all__ = ["EvalError", "Expr", "MAX_DEPTH", "MAX_LENGTH", "compile_expr"]
+__all__ = ["EvalError", "Expr", "MAX_DEPTH", "MAX_LENGTH", "compile_expr", "field_definition"]
 
 #: Longest expression text accepted, in characters.
 MAX_LENGTH = 2000
@@ -518,3 +518,26 @@ def compile_expr(text: str) -> Expr:
     parser = _Parser(_tokenize(text))
     root = parser.parse()
     return Expr(text, root, frozenset(parser.fields))
+
+
+def field_definition(expr: Expr) -> tuple[str, Expr] | None:
+    """``(field, E)`` when ``expr`` says a field equals an expression of other fields:
+    ``field == E`` or ``abs(field - E) < tolerance`` (``<=`` too); None otherwise.
+
+    Sample data uses it: random values almost never satisfy such a rule, so the generator
+    computes the field from the others instead.
+    """
+    root = expr._root
+    if not isinstance(root, _Compare):
+        return None
+    defined: _Node | None = None
+    if root.op == "==" and isinstance(root.left, _Field):
+        name, defined = root.left.name, root.right
+    elif root.op in ("<", "<=") and isinstance(root.left, _Abs):
+        diff = root.left.operand
+        if (isinstance(diff, _Arith) and isinstance(diff.first, _Field) and len(diff.rest) == 1
+                and diff.rest[0][0] is _sub):
+            name, defined = diff.first.name, diff.rest[0][1]
+    if defined is None:
+        return None
+    return name, Expr(expr.text, defined, frozenset(expr.fields - {name}))

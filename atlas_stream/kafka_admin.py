@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-__all__ = ["ensure_topics"]
+__all__ = ["ensure_topics", "partitions_of"]
 
 
 async def ensure_topics(bootstrap: list[str], names: Iterable[str], partitions: int, replication: int) -> list[str]:
@@ -30,3 +30,16 @@ async def ensure_topics(bootstrap: list[str], names: Iterable[str], partitions: 
         return wanted
     finally:
         await admin.close()
+
+
+async def partitions_of(consumer: Any, topic: str) -> set[int]:
+    """The partition ids of ``topic`` (empty when it does not exist), asked of the cluster now.
+
+    ``AIOKafkaConsumer.partitions_for_topic`` answers from the client's cached metadata, which on
+    a consumer that only ``assign()``s holds no topics at all: aiokafka bootstraps with a
+    metadata request listing no topics, which Apache Kafka answers with none (the PyPI imitation
+    brokers answered with every topic, which hid this). aiokafka has no public call that fetches
+    one topic's partitions without subscribing, so this asks for all topics' metadata.
+    """
+    cluster = await consumer._client.fetch_all_metadata()
+    return set(cluster.partitions_for_topic(topic) or ())

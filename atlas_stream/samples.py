@@ -11,13 +11,14 @@ import orjson
 import rstr
 
 from .dtypes import parse_bound
+from .expr import EvalError, compile_expr, field_definition
 from .model import Dataset, Feature
 from .quality import DatasetScorer
 
 __all__ = ["DEFECTS", "SampleGenerator"]
 
 #: Kinds of defect injected; each lands in a lower tier or the DLQ for a visible reason.
-DEFECTS = ("missing_required", "wrong_type", "out_of_range", "unknown_field", "not_json", "stale")
+DEFECTS = ("missing_required", "wrong_type", "out_of_range", "unknown_field", "not_json", "stale", "sloppy")
 
 
 def _number_bounds(f: Feature) -> tuple[float, float]:
@@ -36,6 +37,12 @@ class SampleGenerator:
         self.rng = random.Random(seed)
         self.defect_rate = defect_rate
         self._xeger = rstr.Rstr(self.rng)
+        features = {f.name: f for f in dataset.source_features}
+        # Fields that a rule defines from others (``abs(amount - quantity * unit_price) < 0.01``)
+        # are computed, so that clean records can reach gold.
+        self._derived = [(features[name], defined) for rule in dataset.quality.rules
+                         if (found := field_definition(compile_expr(rule.expr))) is not None
+                         for name, defined in [found] if name in features]
 
     def value(self, f: Feature, now: datetime) -> Any:
         rng = self.rng
@@ -70,9 +77,47 @@ class SampleGenerator:
         now = now or datetime.now(timezone.utc)
         for _ in range(20):
             rec = {f.name: self.value(f, now) for f in self.dataset.source_features}
+            self._derive(rec)
             if self.scorer.process(rec, now).report.tier == "gold":
                 break
         return rec
+
+    def _derive(self, rec: dict[str, Any]) -> None:
+        """Compute the fields that rules define from other fields (see ``_defining_rule``)."""
+        for feature, defined in self._derived:
+            try:
+                value = defined.evaluate(rec.__getitem__)
+            except (EvalError, LookupError):
+                continue
+            if feature.dtype.name == "decimal" and isinstance(value, (int, float, Decimal)):
+                value = str(Decimal(str(value)).quantize(Decimal(1).scaleb(-(feature.dtype.scale or 0))))
+            elif feature.dtype.name in ("int", "bigint") and isinstance(value, float):
+                value = round(value)
+            rec[feature.name] = value
+
+    def _spoil(self, rec: dict[str, Any], now: datetime, target: str) -> None:
+        """A sloppy producer: break soft checks (constraints, schema, freshness), never a
+        critical one, until the record scores ``target`` (silver or bronze) or lower."""
+        above = ("gold",) if target == "silver" else ("gold", "silver")
+        soft: list[Any] = [f for f in self.dataset.source_features
+                           if f.name in rec and (f.pattern or f.allowed or f.max_length
+                                                 or (f.dtype.is_numeric and (f.min is not None or f.max is not None)))]
+        self.rng.shuffle(soft)
+        steps: list[Any] = ["unknown_field", "stale", *soft]
+        for step in steps:
+            if self.scorer.process(rec, now).report.tier not in above:
+                return
+            if step == "unknown_field":
+                rec["unexpected_field"] = "drift"
+            elif step == "stale":
+                q = self.dataset.quality
+                if q.event_time and q.freshness and q.event_time in rec:
+                    rec[q.event_time] = (now - q.freshness * 2).isoformat()
+            elif step.dtype.is_numeric:  # past max rather than min: large values also break more rules
+                rec[step.name] = (float(parse_bound(step.max, step.dtype)) + 1 if step.max is not None
+                                  else float(parse_bound(step.min, step.dtype)) - 1)
+            elif step.dtype.name == "string":  # a string still, so not critical
+                rec[step.name] = "?" * ((step.max_length or 1) + 1)
 
     def raw(self, now: datetime | None = None) -> tuple[bytes, str | None]:
         """One raw value and the defect injected into it (None for a clean record)."""
@@ -97,6 +142,8 @@ class SampleGenerator:
             rec["unexpected_field"] = "drift"
         elif defect == "not_json":
             return b"{this is not json", defect
+        elif defect == "sloppy":
+            self._spoil(rec, now, self.rng.choice(("silver", "bronze")))
         elif defect == "stale":
             q = self.dataset.quality
             if q.event_time and q.freshness:

@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from atlas_stream.devbroker import DevBroker, free_port  # noqa: E402
+from atlas_stream.kafka_admin import partitions_of  # noqa: E402
 
 GROUP, DATASET = "bench_fs", "rows"
 RAW = f"atlas.{GROUP}.{DATASET}.raw"
@@ -70,10 +71,10 @@ async def raw_stats(bootstrap: str) -> tuple[int, int, float]:
                                 max_partition_fetch_bytes=16 << 20, fetch_max_bytes=64 << 20)
     await consumer.start()
     try:
-        tps = [TopicPartition(RAW, p) for p in sorted(consumer.partitions_for_topic(RAW) or ())]
+        tps = [TopicPartition(RAW, p) for p in sorted(await partitions_of(consumer, RAW))]
         if not tps:
             await consumer._client.force_metadata_update()  # aiokafka has no public refresh
-            tps = [TopicPartition(RAW, p) for p in sorted(consumer.partitions_for_topic(RAW) or ())]
+            tps = [TopicPartition(RAW, p) for p in sorted(await partitions_of(consumer, RAW))]
         ends = await consumer.end_offsets(tps)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)

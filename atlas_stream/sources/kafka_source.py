@@ -23,6 +23,7 @@ from aiokafka.errors import KafkaError
 
 from ..contract_schema import json_path
 from ..errors import BrokerUnavailable, ConfigError, ContractError, RecordError
+from ..kafka_admin import partitions_of
 from ..messages import decode_raw, dlq_message, record_key
 from ..model import Contract, Dataset
 from ..settings import Settings
@@ -185,10 +186,10 @@ class KafkaSource(DatasetSource):
 
     async def _assign(self, consumer: AIOKafkaConsumer, saved: dict[int, int]) -> list[TopicPartition]:
         topic = self.config.topic
-        if topic not in await consumer.topics():
+        parts = await partitions_of(consumer, topic)
+        if not parts:
             raise ConfigError(f"{self.source_id}: {self._where()} does not exist (source.path names the topic "
                               "to copy; create it or fix the contract)")
-        parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)  # no group membership: one poller per source (the runner's lock)
         for tp in tps:

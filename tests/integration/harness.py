@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
 from atlas_stream.devbroker import stop_process
+from atlas_stream.kafka_admin import partitions_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -139,11 +140,7 @@ async def consume(
         next_look = 0.0
         while time.monotonic() < deadline:
             if time.monotonic() >= next_look:
-                # assign() narrows the client's metadata requests to the assigned topics, so a
-                # topic created after the first look would never be seen: ask for all of them.
-                consumer._client.set_topics([])  # aiokafka has no public refresh
-                await consumer._client.force_metadata_update()
-                now_known = {TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())}
+                now_known = {TopicPartition(t, p) for t in topics for p in (await partitions_of(consumer, t))}
                 if now_known - known:
                     known |= now_known
                     consumer.assign(sorted(known))
@@ -173,7 +170,7 @@ async def read_to_end(bootstrap: str, topics: list[str]) -> list[Any]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(await partitions_of(consumer, t))]
         if not tps:
             return []
         consumer.assign(tps)

@@ -25,6 +25,8 @@ from typing import Any, Iterator
 import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from atlas_stream.kafka_admin import partitions_of
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL
 
@@ -168,7 +170,7 @@ async def _sizes(bootstrap: str, topics: list[str]) -> dict[str, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(await partitions_of(consumer, t))]
         ends = await consumer.end_offsets(tps) if tps else {}
         return {t: sum(o for tp, o in ends.items() if tp.topic == t) for t in topics}
     finally:

@@ -25,6 +25,8 @@ import pyarrow.parquet as pq
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from atlas_stream.kafka_admin import partitions_of
+
 from atlas_stream.contracts import load_contracts
 from atlas_stream.devbroker import DevBroker
 from atlas_stream.settings import Settings
@@ -69,8 +71,7 @@ async def _read_all(bootstrap: str, topics: list[str]) -> list[Any]:
     try:
         tps = []
         for topic in topics:
-            await consumer._client.force_metadata_update()  # aiokafka has no public refresh
-            tps += [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            tps += [TopicPartition(topic, p) for p in sorted(await partitions_of(consumer, topic))]
         if not tps:
             return []
         ends = await consumer.end_offsets(tps)
