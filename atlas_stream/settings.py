@@ -97,6 +97,10 @@ class Settings:
     #: ATLAS_PROCESSING_GUARANTEE: ``at_least_once`` or ``exactly_once`` (needs a broker with
     #: transactions; sinks deduplicate by raw position either way).
     processing_guarantee: str = "at_least_once"
+    #: ATLAS_BROKER_SESSION_TIMEOUT: seconds without a heartbeat before the group coordinator
+    #: gives a worker's partitions to the others (Kafka's session.timeout.ms; the broker's
+    #: group.min/max.session.timeout.ms bound it). Lower means faster failover after a crash.
+    broker_session_timeout: float = 45.0
     #: ATLAS_MAX_MESSAGE_BYTES: largest message Atlas Stream produces; bigger outputs go to the DLQ.
     max_message_bytes: int = 1_000_000
     #: ATLAS_STORE: Faust table store URL (``memory://``, or ``rocksdb://`` with rocksdict).
@@ -170,6 +174,7 @@ class Settings:
             topic_partitions=_int("ATLAS_TOPIC_PARTITIONS", get("ATLAS_TOPIC_PARTITIONS", "4"), 1),
             topic_replication=_int("ATLAS_TOPIC_REPLICATION", get("ATLAS_TOPIC_REPLICATION", "1"), 1),
             processing_guarantee=guarantee,
+            broker_session_timeout=_float("ATLAS_BROKER_SESSION_TIMEOUT", get("ATLAS_BROKER_SESSION_TIMEOUT", "45")),
             max_message_bytes=_int("ATLAS_MAX_MESSAGE_BYTES", get("ATLAS_MAX_MESSAGE_BYTES", "1000000"), 10_000),
             store=get("ATLAS_STORE", "memory://"),
             log_level=_log_level(get("ATLAS_LOG_LEVEL", "info")),

@@ -1,7 +1,7 @@
 """Database poller: rows/s from a PostgreSQL table to the raw topic, next to a plain loop.
 
     .venv/bin/python bench/db_poller_bench.py [--rows 1000000] [--fetch-size 1000]
-        [--mode timestamp+incrementing] [--broker tansu] [--verify]
+        [--mode timestamp+incrementing] [--broker kafka|noida|tansu] [--verify]
 
 Creates a throw-away PostgreSQL database (127.0.0.1:5432, user postgres) holding ``--rows``
 orders and starts a fresh development broker (Tansu by default: it keeps data in memory; noida-db
@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from atlas_stream.devbroker import DevBroker, free_port  # noqa: E402
+from atlas_stream.devbroker import choose_dev_broker, describe_broker, free_port, make_dev_broker  # noqa: E402
 from atlas_stream.kafka_admin import ensure_topics  # noqa: E402
 
 ADMIN = sa.engine.URL.create("postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432,
@@ -143,7 +143,8 @@ def main() -> None:
     ap.add_argument("--fetch-size", type=int, default=1000)
     ap.add_argument("--mode", default="timestamp+incrementing",
                     choices=["bulk", "incrementing", "timestamp", "timestamp+incrementing"])
-    ap.add_argument("--broker", default="tansu", choices=["tansu", "noida"])
+    ap.add_argument("--broker", default=None, choices=["kafka", "tansu", "noida"],
+                    help="default: Apache Kafka when Java is there, else noida-db")
     ap.add_argument("--verify", action="store_true", help="read both topics back and count the records")
     args = ap.parse_args()
 
@@ -153,7 +154,10 @@ def main() -> None:
         conn.exec_driver_sql(f"CREATE DATABASE {name}")
     engine = sa.create_engine(ADMIN.set(database=name), poolclass=sa.NullPool)
     tmp = Path(tempfile.mkdtemp(prefix="db-bench-"))
-    broker = DevBroker(args.broker, free_port(), data_dir=tmp / "broker", log=open(tmp / "broker.log", "w"))
+    args.broker, note = choose_dev_broker(args.broker)
+    if note:
+        print(f"note: {note}", flush=True)
+    broker = make_dev_broker(args.broker, free_port(), data_dir=tmp / "broker", log=open(tmp / "broker.log", "w"))
     try:
         t0 = time.perf_counter()
         fill_table(engine, args.rows)
@@ -177,7 +181,7 @@ def main() -> None:
         env.update({"ATLAS_BROKER": broker.url, "ATLAS_DEV_BROKER": args.broker, "ATLAS_DATA_DIR": str(tmp / "data"),
                     "ATLAS_METADATA_DIR": str(tmp / "metadata"), "ATLAS_TOPIC_PARTITIONS": str(PARTITIONS),
                     "ATLAS_LOG_LEVEL": "warn"})
-        print(f"broker: fresh {args.broker} at {broker.bootstrap}; {PARTITIONS} partitions; fetch size "
+        print(f"broker: fresh {describe_broker(args.broker)} at {broker.bootstrap}; {PARTITIONS} partitions; fetch size "
               f"{args.fetch_size}; poller mode {args.mode}")
 
         sent, base_s = asyncio.run(baseline(engine, broker.bootstrap, args.fetch_size))

@@ -1,6 +1,6 @@
 """Rows/s of a CSV file through the file poller to its raw topic, next to pyarrow alone.
 
-    .venv/bin/python bench/file_poller_bench.py [--rows 1000000] [--broker noida|tansu]
+    .venv/bin/python bench/file_poller_bench.py [--rows 1000000] [--broker kafka|noida|tansu]
 
 Generates a CSV of ``--rows`` rows and 10 columns, then in the same run:
 - baseline: ``pyarrow.csv.read_csv`` of the file (what reading alone costs);
@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from atlas_stream.devbroker import DevBroker, free_port  # noqa: E402
+from atlas_stream.devbroker import choose_dev_broker, describe_broker, free_port, make_dev_broker  # noqa: E402
 from atlas_stream.kafka_admin import partitions_of  # noqa: E402
 
 GROUP, DATASET = "bench_fs", "rows"
@@ -94,7 +94,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=5000, help="rows per published, checkpointed batch")
-    parser.add_argument("--broker", choices=("noida", "tansu"), default="noida")
+    parser.add_argument("--broker", choices=("kafka", "noida", "tansu"), default=None,
+                        help="default: Apache Kafka when Java is there, else noida-db")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     import pyarrow.csv as pacsv
@@ -119,12 +120,15 @@ def main() -> None:
     del table
 
     try:
-        with DevBroker(args.broker, free_port(), data_dir=tmp / "broker") as broker:
+        args.broker, note = choose_dev_broker(args.broker)
+        if note:
+            print(f"note: {note}", flush=True)
+        with make_dev_broker(args.broker, free_port(), data_dir=tmp / "broker") as broker:
             env = {k: v for k, v in os.environ.items() if not k.startswith("ATLAS_")}
             env.update({"ATLAS_BROKER": broker.url, "ATLAS_DEV_BROKER": args.broker,
                         "ATLAS_METADATA_DIR": str(metadata), "ATLAS_DATA_DIR": str(tmp / "data"),
                         "ATLAS_TOPIC_PARTITIONS": "4", "ATLAS_LOG_LEVEL": "warn", "PYTHONPATH": str(ROOT)})
-            print(f"poller against a fresh {args.broker} broker (batches of {args.batch_size}) ...", flush=True)
+            print(f"poller against a fresh {describe_broker(args.broker)} broker (batches of {args.batch_size}) ...", flush=True)
             started = time.perf_counter()
             result = subprocess.run([sys.executable, "-m", "atlas_stream", "poll", "--ocs", GROUP, "--once"],
                                     cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/gateway_bench.py [--seconds 10] [--clients 8] [--frame 100] [--rate 1000]
 
-Starts a fresh noida broker and ``python -m atlas_stream gateway``, then measures, each against a
+Starts a fresh development broker (Apache Kafka by default, `--broker` to choose) and ``python -m atlas_stream gateway``, then measures, each against a
 baseline measured in the same run on the same broker (an aiokafka producer with acks=all in this
 process, shaped the same way):
 
@@ -33,7 +33,8 @@ from websockets.asyncio.client import connect
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from atlas_stream.devbroker import DevBroker, free_port  # noqa: E402
+from atlas_stream.devbroker import DevBroker, choose_dev_broker, describe_broker, free_port, make_dev_broker  # noqa: E402,E501
+from atlas_stream.devkafka import KafkaCluster  # noqa: E402
 from atlas_stream.kafka_admin import ensure_topics  # noqa: E402
 
 TOPIC = "atlas.gwbench.events.raw"
@@ -182,7 +183,7 @@ async def direct_latency(bootstrap: str, rate: float, seconds: float) -> list[fl
 
 # ---------------------------------------------------------------------------- main
 
-def start_gateway(broker: DevBroker, tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+def start_gateway(broker: DevBroker | KafkaCluster, tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     metadata = tmp / "metadata"
     metadata.mkdir()
     (metadata / "gwbench.json").write_bytes(orjson.dumps(CONTRACT))
@@ -211,9 +212,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--frame", type=int, default=100, help="records per frame (throughput)")
     parser.add_argument("--rate", type=float, default=1000.0, help="records/s (latency)")
+    parser.add_argument("--broker", choices=("kafka", "noida", "tansu"), default=None,
+                        help="default: Apache Kafka when Java is there, else noida-db")
     args = parser.parse_args()
+    kind, note = choose_dev_broker(args.broker)
+    if note:
+        print(f"note: {note}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="atlas-gateway-bench-"))
-    with DevBroker("noida", free_port(), data_dir=tmp / "broker") as broker:
+    with make_dev_broker(kind, free_port(), data_dir=tmp / "broker") as broker:
+        print(f"broker: {describe_broker(kind)} at {broker.bootstrap}", flush=True)
         asyncio.run(ensure_topics([broker.bootstrap], [TOPIC], 4, 1))
         proc, url, log = start_gateway(broker, tmp)
         try:

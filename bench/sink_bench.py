@@ -7,7 +7,7 @@
    bytes: ``pyarrow.json.read_json`` of each window, then the same write. Each is run three
    times, interleaved; the best run of each counts.
 2. End-to-end latency from the raw topic to a committed file (p50, p99), through a real worker
-   on the Tansu development broker, with ATLAS_SINK_FLUSH_SECONDS / ROTATE_SECONDS as given.
+   on a development broker (Apache Kafka by default), with ATLAS_SINK_FLUSH_SECONDS / ROTATE_SECONDS as given.
 
     .venv/bin/python bench/sink_bench.py [--rows 200000] [--latency-records 2000]
 """
@@ -152,16 +152,20 @@ def latency(records: int, flush: str, rotate: str) -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from integration.harness import Worker, worker_env
 
-    from atlas_stream.devbroker import DevBroker, free_port
+    from atlas_stream.devbroker import choose_dev_broker, describe_broker, free_port, make_dev_broker
 
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
-        broker = DevBroker("tansu", free_port(), data_dir=tmp / "broker", log=open(tmp / "broker.log", "w"))
+        kind, note = choose_dev_broker(None)
+        if note:
+            print(f"note: {note}", flush=True)
+        broker = make_dev_broker(kind, free_port(), data_dir=tmp / "broker", log=open(tmp / "broker.log", "w"))
         broker.start()
+        print(f"latency: worker on {describe_broker(kind)}", flush=True)
         meta = tmp / "metadata"
         meta.mkdir()
         (meta / "itest.json").write_bytes((CONTRACT_DIR / "itest.json").read_bytes())
-        env = worker_env(broker.bootstrap, tmp, meta, "atlas-bench-sink", ATLAS_DEV_BROKER="tansu",
+        env = worker_env(broker.bootstrap, tmp, meta, "atlas-bench-sink", ATLAS_DEV_BROKER=kind,
                          ATLAS_WEB_PORT=str(free_port()), ATLAS_SINK_FLUSH_SECONDS=flush,
                          ATLAS_SINK_ROTATE_SECONDS=rotate)
         worker = Worker(env, tmp / "worker.log").start()

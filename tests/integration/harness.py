@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -114,6 +115,7 @@ async def consume(
     topics: Iterable[str],
     until: Callable[[list[Any]], bool],
     timeout: float = 60.0,
+    isolation_level: str = "read_uncommitted",
 ) -> list[Any]:
     """Read topics from the beginning (no consumer group) until ``until(messages)`` or timeout."""
     deadline = time.monotonic() + timeout
@@ -121,6 +123,7 @@ async def consume(
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
             max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=16 * 1024 * 1024,
+            isolation_level=isolation_level,
         )
         try:
             await consumer.start()
@@ -165,9 +168,11 @@ def parse(messages: Iterable[Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(m.topic, orjson.loads(m.value)) for m in messages]
 
 
-async def read_to_end(bootstrap: str, topics: list[str]) -> list[Any]:
-    """Every message of ``topics`` up to their end offsets at the time of the call."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+async def read_to_end(bootstrap: str, topics: list[str], isolation_level: str = "read_uncommitted") -> list[Any]:
+    """Every message of ``topics`` up to their end offsets at the time of the call (with
+    ``read_committed``: up to the last stable offset, committed transactions only)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                                isolation_level=isolation_level)
     await consumer.start()
     try:
         tps = [TopicPartition(t, p) for t in topics for p in sorted(await partitions_of(consumer, t))]
@@ -185,3 +190,39 @@ async def read_to_end(bootstrap: str, topics: list[str]) -> list[Any]:
         raise AssertionError("topics not read to their end within 100 s")
     finally:
         await consumer.stop()
+
+
+class Feeder(threading.Thread):
+    """Publishes ``values`` to ``topic`` from its own thread in chunks (acks=all, idempotent),
+    pausing between chunks, so that a test can kill things while records keep arriving.
+    ``positions`` holds the (partition, offset) of every acknowledged value, in order."""
+
+    def __init__(self, bootstrap: str, topic: str, values: list[bytes], chunk: int = 200, pause: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.topic, self.values, self.chunk, self.pause = bootstrap, topic, values, chunk, pause
+        self.positions: list[tuple[int, int]] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:  # reported by result()
+            self.error = exc
+
+    async def _run(self) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True)
+        await producer.start()
+        try:
+            for start in range(0, len(self.values), self.chunk):
+                futures = [await producer.send(self.topic, v) for v in self.values[start:start + self.chunk]]
+                self.positions += [(m.partition, m.offset) for m in await asyncio.gather(*futures)]
+                await asyncio.sleep(self.pause)
+        finally:
+            await producer.stop()
+
+    def result(self, timeout: float = 300.0) -> list[tuple[int, int]]:
+        self.join(timeout)
+        if self.error is not None:
+            raise AssertionError(f"publishing failed: {self.error!r}") from self.error
+        assert not self.is_alive(), "publishing did not finish"
+        return self.positions

@@ -147,3 +147,45 @@ def test_bad_contract_stops_startup_naming_file_and_path(tmp_path: Path) -> None
                           text=True, timeout=60, env=_env(tmp_path, free_port()))
     assert good.returncode == 0, good.stderr
     assert "ecommerce_transactions_streaming" in good.stdout
+
+
+def test_up_shows_where_to_look_fills_the_lake_survives_a_crash_and_stops_quickly(tmp_path: Path) -> None:
+    port = free_port()
+    env = _env(tmp_path, port)
+    log = tmp_path / "up.log"
+    started = time.monotonic()
+    proc = _run_up(env, log, rate="20")
+    lake = tmp_path / "lake"
+    try:
+        deadline = started + 90
+        while time.monotonic() < deadline and not list(lake.rglob("*.parquet")):
+            assert proc.poll() is None, log.read_text()[-3000:]
+            time.sleep(1)
+        first_file = time.monotonic() - started
+        files = list(lake.rglob("*.parquet"))
+        assert files, f"no Parquet file in the lake after 90 s:\n{log.read_text()[-3000:]}"
+        text = log.read_text()
+        assert f"dashboard  http://127.0.0.1:{env['ATLAS_WEB_PORT']}/" in text
+        assert f"ws://127.0.0.1:{env['ATLAS_GATEWAY_PORT']}/ingest/" in text
+        assert f"lake       {lake}" in text and "duckdb" in text
+        assert any("tier=" in str(f) and "ingest_date=" in str(f) for f in files)
+
+        # A crashed worker is started again by up, and records keep flowing.
+        before = len(_positions(f"127.0.0.1:{port}", at_least=5))
+        worker = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "atlas_stream worker"],
+                                capture_output=True, text=True).stdout.split()
+        assert len(worker) == 1, worker
+        os.kill(int(worker[0]), signal.SIGKILL)
+        _positions(f"127.0.0.1:{port}", at_least=before + 20)
+        assert "up: worker exited with code -9; restarting it" in log.read_text()
+    finally:
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        proc.send_signal(signal.SIGINT)
+        stopping = time.monotonic()
+        code = proc.wait(60)
+    stop_seconds = time.monotonic() - stopping
+    assert len(children) >= 4, children  # broker, worker, gateway, sample producer
+    assert code == 0 and "up: stopped" in log.read_text()
+    assert stop_seconds < 10, f"Ctrl-C took {stop_seconds:.1f}s to stop everything"
+    assert first_file < 60, f"the first lake file took {first_file:.0f}s"
+    assert [pid for pid in children if Path(f"/proc/{pid}").exists()] == [], "a child outlived up"
