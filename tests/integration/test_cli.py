@@ -151,7 +151,7 @@ def test_bad_contract_stops_startup_naming_file_and_path(tmp_path: Path) -> None
 
 def test_up_shows_where_to_look_fills_the_lake_survives_a_crash_and_stops_quickly(tmp_path: Path) -> None:
     port = free_port()
-    env = _env(tmp_path, port)
+    env = _env(tmp_path, port, ATLAS_BROKER_SESSION_TIMEOUT="8")  # the restarted worker rejoins sooner
     log = tmp_path / "up.log"
     started = time.monotonic()
     proc = _run_up(env, log, rate="20")

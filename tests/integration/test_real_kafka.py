@@ -172,7 +172,7 @@ def test_a_broker_killed_in_a_replicated_cluster_loses_no_acknowledged_record(ka
                 if frame % 6 == 0:
                     land_file(frame // 6)
                 ids = [f"G{frame}-{i}" for i in range(50)]
-                await ws.send(orjson.dumps([orjson.loads(mixed(i)) | {"order_id": f} for i, f in enumerate(ids)]))
+                await ws.send(orjson.dumps([orjson.loads(mixed(i)) | {"order_id": f} for i, f in enumerate(ids)]).decode())
                 reply = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
                 if reply["ok"]:
                     acked.update(ids)

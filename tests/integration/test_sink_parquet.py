@@ -21,7 +21,8 @@ from .sinkcheck import TIERS, committed_files, duplicates, lake_rows, mixed, tie
 
 RAW = "atlas.itest.orders.raw"
 TOPICS = {t: f"atlas.itest.orders.{t}" for t in TIERS}
-FAST = {"ATLAS_SINK_FLUSH_SECONDS": "1", "ATLAS_SINK_ROTATE_SECONDS": "2"}
+# Short windows, and a crashed worker's partitions handed on after 8 s (the default is 45 s).
+FAST = {"ATLAS_SINK_FLUSH_SECONDS": "1", "ATLAS_SINK_ROTATE_SECONDS": "2", "ATLAS_BROKER_SESSION_TIMEOUT": "8"}
 
 
 def test_lake_layout_columns_and_counts(kafka, metadata_dir: Path, start_worker, tmp_path: Path) -> None:
