@@ -7,6 +7,7 @@ from typing import Any
 
 import faust
 
+from . import faust_fixes
 from .pipeline import Catalog, load_catalog
 from .settings import Settings, get_settings
 
@@ -72,6 +73,7 @@ def faust_settings(s: Settings) -> dict[str, Any]:
     return conf
 
 
+faust_fixes.apply()
 settings = get_settings()
 catalog: Catalog = load_catalog(settings.metadata_dir)
 app = faust.App(settings.app_id, **faust_settings(settings))

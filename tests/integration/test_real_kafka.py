@@ -25,7 +25,7 @@ from atlas_stream.topics import dlq_topic, raw_topic, tier_topic
 
 from .harness import ROOT, Feeder, consume, poller_env, read_to_end
 from .sinkcheck import duplicates, lake_rows, mixed, wait_for
-from .test_core_stream import DLQ, RAW, TIERS
+from .test_core_stream import DLQ, RAW, TIERS, _changelog_totals
 from .test_gateway import GatewayProcess
 from .web_client import base_url, get
 
@@ -76,7 +76,7 @@ def test_exactly_once_survives_kill_9_and_read_committed_sees_each_record_once(k
                                                                                start_worker) -> None:
     """ATLAS_PROCESSING_GUARANTEE=exactly_once: a worker SIGKILLed three times while records
     arrive; a read_committed consumer of the tier topics sees every raw record exactly once, in
-    the right tier."""
+    the right tier, and the statistics changelog counts each once."""
     _require_kafka(kafka)
     env = {"ATLAS_PROCESSING_GUARANTEE": "exactly_once", "ATLAS_SINK_ENABLED": "0", **FAST_FAILOVER}
     worker = start_worker(kafka, metadata_dir, app_id="atlas-eos", **env)
@@ -104,6 +104,15 @@ def test_exactly_once_survives_kill_9_and_read_committed_sees_each_record_once(k
     got = {(src["topic"], src["partition"], src["offset"]): tiers[m.topic]
            for m in committed if (src := orjson.loads(m.value)["source"])}
     assert got == expected
+
+    # The statistics are part of the same transactions: recovering them gives exact counts
+    # (atlas_stream.faust_fixes.FlushingTransactionManager).
+    want = Counter(f"itest.orders|{tier}" for tier in expected.values())
+    changelog = asyncio.run(consume(kafka.bootstrap, ["atlas-eos-tier_counts-changelog"],
+                                    lambda ms: _changelog_totals(ms) == want, timeout=60,
+                                    isolation_level="read_committed"))
+    assert _changelog_totals(changelog) == want
+    assert _tiers(f"{base_url(worker)}/stats/itest/orders/") == {t.split("|")[1]: n for t, n in want.items()}
 
 
 
