@@ -1,8 +1,10 @@
-"""``/schemas/``: the schema registry in the shape of Confluent Schema Registry's REST API.
+"""``/schemas/``: the schema registry, speaking Confluent Schema Registry's REST API.
 
-The registry is a GlobalTable, so every worker holds every subject and answers alone. A
-compatibility change (``PUT /schemas/config/<subject>``) is a request on atlas.schemas.requests,
-applied by the registry agent (tables are written only inside stream iteration).
+Point a Confluent client at ``http://HOST:6066/schemas``. The registry is a GlobalTable, so every
+worker holds every subject and schema id and answers alone. It is read-only (Confluent's
+READONLY mode): schemas come from the contracts. A compatibility change (``PUT
+/schemas/config[/<subject>]``, admin token) is a request on atlas.schemas.requests, applied by
+the registry agent (tables are written only inside stream iteration).
 """
 
 from __future__ import annotations
@@ -17,20 +19,26 @@ from aiohttp import web as aioweb
 from atlas_stream.app import app, settings
 from atlas_stream.channels import schema_requests
 from atlas_stream.messages import encode
-from atlas_stream.registry import get_version
+from atlas_stream.registry import CONFIG_KEY, DEFAULT_MODE, effective_mode, get_version, is_subject
 from tables.registry import schema_registry
 
-from .params import BadRequest, Param, parse_query
-from .responses import Unauthorized, answer, json_response
+from .params import Param, known_params, parse_query
+from .responses import Unauthorized, answer, json_response, registry_answer, registry_response
 from .schemas import (
     MAX_BODY_BYTES,
     ApiError,
+    SchemaIndex,
     compatibility_answer,
     config_answer,
     diff_versions,
+    features_answer,
+    lookup_answer,
     parse_candidate,
+    parse_id,
     parse_mode,
     parse_version,
+    read_only,
+    schema_answer,
     subject_not_found,
     version_answer,
     versions_answer,
@@ -39,23 +47,52 @@ from .schemas import (
 #: How long a PUT waits for its change to reach this worker's copy of the registry.
 APPLY_WAIT = 10.0
 MAX_SUBJECT = 249  # a Kafka topic name's limit
+LIST_PARAMS = ("deleted", "deletedOnly", "deleted_only", "offset", "limit")
 
 
 def _state(subject: str) -> dict[str, Any] | None:
-    if len(subject) > MAX_SUBJECT:
+    if len(subject) > MAX_SUBJECT or not is_subject(subject):
         raise subject_not_found(subject)
     state = schema_registry.get(subject)
     return state if isinstance(state, dict) else None
 
 
 def _subjects() -> list[str]:
-    return sorted(k for k, v in schema_registry.items() if v)
+    return sorted(k for k, v in schema_registry.items() if v and is_subject(k))
+
+
+def _global_mode() -> str:
+    return effective_mode(schema_registry.get(CONFIG_KEY), DEFAULT_MODE)
+
+
+def _index() -> SchemaIndex:
+    return SchemaIndex.build(schema_registry.items())
+
+
+def _query(request: aioweb.Request, *names: str) -> dict[str, str]:
+    return known_params(request.query, request.query_string, names)
+
+
+def _flag(q: dict[str, str], name: str) -> bool:
+    return q.get(name, "").lower() == "true"  # as Java's Boolean.valueOf reads it
+
+
+def _page(items: list[Any], q: dict[str, str]) -> list[Any]:
+    """Confluent's ``offset``/``limit`` (-1: no limit) and ``deletedOnly`` (nothing is ever deleted)."""
+    if _flag(q, "deletedOnly") or _flag(q, "deleted_only"):
+        return []
+    try:
+        offset, limit = int(q.get("offset", "0")), int(q.get("limit", "-1"))
+    except ValueError:
+        raise ApiError(400, 400, "offset and limit must be whole numbers") from None
+    items = items[max(offset, 0):]
+    return items[:limit] if limit >= 0 else items
 
 
 async def _body(request: aioweb.Request) -> bytes:
     """The request body, read no further than one byte past the limit (parse_* refuse it then)."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise BadRequest(f"request body larger than {MAX_BODY_BYTES} bytes")
+        raise ApiError(413, 413, f"request body larger than {MAX_BODY_BYTES} bytes")
     chunks, size = [], 0
     while size <= MAX_BODY_BYTES:
         chunk = await request.content.read(64 * 1024)
@@ -83,36 +120,87 @@ class Overview(faust.web.View):  # type: ignore[misc]
     @answer
     async def get(self, request: aioweb.Request) -> aioweb.Response:
         parse_query(request.query, request.query_string, {})
-        out = []
+        out, default = [], _global_mode()
         for subject in _subjects():
             state = _state(subject) or {}
             versions = state.get("versions", [])
-            out.append({"subject": subject, "compatibility": state.get("compatibility"),
+            out.append({"subject": subject, "compatibility": effective_mode(state, default),
                         "versions": [v["version"] for v in versions],
                         "latest": versions[-1] if versions else None})
-        return json_response({"subjects": out})
+        return json_response({"subjects": out, "compatibility": default})
 
 
 @app.page("/schemas/subjects")
 class Subjects(faust.web.View):  # type: ignore[misc]
-    @answer
+    @registry_answer
     async def get(self, request: aioweb.Request) -> aioweb.Response:
-        parse_query(request.query, request.query_string, {})
-        return json_response(_subjects())
+        q = _query(request, "subjectPrefix", *LIST_PARAMS)
+        prefix = q.get("subjectPrefix", "")
+        return registry_response(_page([s for s in _subjects() if s.startswith(prefix)], q))
+
+
+@app.page("/schemas/subjects/{subject}")
+class Subject(faust.web.View):  # type: ignore[misc]
+    """POST: is this schema registered under the subject (and as which version)?"""
+
+    @registry_answer
+    async def post(self, request: aioweb.Request, subject: str) -> aioweb.Response:
+        state = _state(subject)
+        text, _ = parse_candidate(await _body(request))
+        return registry_response(lookup_answer(state, subject, text, _index()))
+
+    @registry_answer
+    async def delete(self, request: aioweb.Request, subject: str) -> aioweb.Response:
+        raise read_only(subject)
 
 
 @app.page("/schemas/subjects/{subject}/versions")
 class Versions(faust.web.View):  # type: ignore[misc]
-    @answer
+    @registry_answer
     async def get(self, request: aioweb.Request, subject: str) -> aioweb.Response:
-        return json_response(versions_answer(_state(subject), subject))
+        return registry_response(_page(versions_answer(_state(subject), subject), _query(request, *LIST_PARAMS)))
+
+    @registry_answer
+    async def post(self, request: aioweb.Request, subject: str) -> aioweb.Response:
+        raise read_only(subject)
 
 
 @app.page("/schemas/subjects/{subject}/versions/{version}")
 class Version(faust.web.View):  # type: ignore[misc]
-    @answer
+    @registry_answer
     async def get(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
-        return json_response(version_answer(_state(subject), subject, parse_version(version)))
+        return registry_response(version_answer(_state(subject), subject, parse_version(version), _index()))
+
+    @registry_answer
+    async def delete(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
+        raise read_only(subject)
+
+
+@app.page("/schemas/subjects/{subject}/versions/{version}/schema")
+class VersionSchema(faust.web.View):  # type: ignore[misc]
+    """The version's JSON Schema document alone."""
+
+    @registry_answer
+    async def get(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
+        answer_ = version_answer(_state(subject), subject, parse_version(version), _index())
+        return registry_response(answer_["schema"])
+
+
+@app.page("/schemas/subjects/{subject}/versions/{version}/referencedby")
+class ReferencedBy(faust.web.View):  # type: ignore[misc]
+    @registry_answer
+    async def get(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
+        version_answer(_state(subject), subject, parse_version(version), _index())
+        return registry_response([])  # documents never reference each other
+
+
+@app.page("/schemas/subjects/{subject}/versions/{version}/features")
+class Features(faust.web.View):  # type: ignore[misc]
+    """Not in Confluent's API: the feature list, as the contract states it (for the dashboard)."""
+
+    @registry_answer
+    async def get(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
+        return registry_response(features_answer(_state(subject), subject, parse_version(version)))
 
 
 DIFF_QUERY = {"from": Param("str", None, high=12), "to": Param("str", "latest", high=12)}
@@ -122,7 +210,7 @@ DIFF_QUERY = {"from": Param("str", None, high=12), "to": Param("str", "latest", 
 class Diff(faust.web.View):  # type: ignore[misc]
     """Field changes between two versions (``?from=1&to=latest``; from defaults to to - 1)."""
 
-    @answer
+    @registry_answer
     async def get(self, request: aioweb.Request, subject: str) -> aioweb.Response:
         q = parse_query(request.query, request.query_string, DIFF_QUERY)
         state = _state(subject)
@@ -135,44 +223,145 @@ class Diff(faust.web.View):  # type: ignore[misc]
         old = get_version(state, old_v)
         if old is None:
             raise ApiError(404, 40402, f"Version {old_v} not found.")
-        return json_response({"subject": subject, "from": old["version"], "to": new["version"],
-                              "changes": diff_versions(old["schema"], new["schema"])})
+        return registry_response({"subject": subject, "from": old["version"], "to": new["version"],
+                                  "changes": diff_versions(old["schema"], new["schema"])})
+
+
+@app.page("/schemas/schemas/types")
+class Types(faust.web.View):  # type: ignore[misc]
+    @registry_answer
+    async def get(self, request: aioweb.Request) -> aioweb.Response:
+        return registry_response(["JSON"])
+
+
+@app.page("/schemas/schemas/ids/{schema_id}")
+class SchemaById(faust.web.View):  # type: ignore[misc]
+    @registry_answer
+    async def get(self, request: aioweb.Request, schema_id: str) -> aioweb.Response:
+        q = _query(request, "subject", "format", "fetchMaxId", "reference_format")
+        return registry_response(schema_answer(_index(), parse_id(schema_id), _flag(q, "fetchMaxId")))
+
+
+@app.page("/schemas/schemas/ids/{schema_id}/schema")
+class SchemaTextById(faust.web.View):  # type: ignore[misc]
+    @registry_answer
+    async def get(self, request: aioweb.Request, schema_id: str) -> aioweb.Response:
+        return registry_response(schema_answer(_index(), parse_id(schema_id))["schema"])
+
+
+def _uses(request: aioweb.Request, schema_id: str) -> list[tuple[str, int]]:
+    q = _query(request, "subject", *LIST_PARAMS)
+    index = _index()
+    sid = parse_id(schema_id)
+    index.get(sid)
+    return _page([u for u in index.uses[sid] if q.get("subject") in (None, u[0])], q)
+
+
+@app.page("/schemas/schemas/ids/{schema_id}/subjects")
+class SchemaSubjects(faust.web.View):  # type: ignore[misc]
+    @registry_answer
+    async def get(self, request: aioweb.Request, schema_id: str) -> aioweb.Response:
+        return registry_response(sorted({s for s, _ in _uses(request, schema_id)}))
+
+
+@app.page("/schemas/schemas/ids/{schema_id}/versions")
+class SchemaVersions(faust.web.View):  # type: ignore[misc]
+    @registry_answer
+    async def get(self, request: aioweb.Request, schema_id: str) -> aioweb.Response:
+        return registry_response([{"subject": s, "version": v} for s, v in _uses(request, schema_id)])
+
+
+async def _compatibility(request: aioweb.Request, subject: str, version: int | str | None) -> aioweb.Response:
+    state = _state(subject)
+    verbose = _flag(_query(request, "normalize", "verbose"), "verbose")
+    _, candidate = parse_candidate(await _body(request))
+    return registry_response(compatibility_answer(state, subject, version, candidate, _global_mode(), verbose))
 
 
 @app.page("/schemas/compatibility/subjects/{subject}/versions/{version}")
 class Compatibility(faust.web.View):  # type: ignore[misc]
-    """Is the candidate in the body (``{"schema": ...}``) compatible under the subject's mode?"""
+    """Is the candidate JSON Schema compatible with this version under the subject's mode?"""
 
-    @answer
+    @registry_answer
     async def post(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
-        state = _state(subject)
-        if not state:
-            raise subject_not_found(subject)
-        v = parse_version(version)
-        candidate = parse_candidate(await _body(request))
-        return json_response(compatibility_answer(state, subject, v, candidate))
+        return await _compatibility(request, subject, parse_version(version))
+
+
+@app.page("/schemas/compatibility/subjects/{subject}/versions")
+class CompatibilityAll(faust.web.View):  # type: ignore[misc]
+    """Is the candidate compatible with the versions registration would check it against?"""
+
+    @registry_answer
+    async def post(self, request: aioweb.Request, subject: str) -> aioweb.Response:
+        return await _compatibility(request, subject, None)
+
+
+async def _set_mode(request: aioweb.Request, key: str) -> aioweb.Response:
+    """Send the change (the token is checked) to the registry agent; wait until this worker's
+    copy of the registry shows it."""
+    mode = parse_mode(await _body(request))
+    await schema_requests.send(key=key.encode(), value=encode({"subject": key, "action": "config",
+                                                               "compatibility": mode}))
+    applied = False
+    for _ in range(int(APPLY_WAIT / 0.1)):
+        if (schema_registry.get(key) or {}).get("compatibility") == mode:
+            applied = True
+            break
+        await asyncio.sleep(0.1)
+    return registry_response({"compatibility": mode, "applied": applied})
+
+
+@app.page("/schemas/config")
+class GlobalConfig(faust.web.View):  # type: ignore[misc]
+    """The global mode: subjects without their own follow it. PUT needs the admin token."""
+
+    @registry_answer
+    async def get(self, request: aioweb.Request) -> aioweb.Response:
+        return registry_response({"compatibilityLevel": _global_mode()})
+
+    @registry_answer
+    async def put(self, request: aioweb.Request) -> aioweb.Response:
+        _check_token(request)
+        return await _set_mode(request, CONFIG_KEY)
 
 
 @app.page("/schemas/config/{subject}")
 class Config(faust.web.View):  # type: ignore[misc]
-    """GET the subject's compatibility mode; PUT ``{"compatibility": "FULL"}`` (needs the token)."""
+    """GET the subject's mode (``defaultToGlobal=true``: the global one if it has none);
+    PUT ``{"compatibility": "FULL"}`` (needs the token)."""
 
-    @answer
+    @registry_answer
     async def get(self, request: aioweb.Request, subject: str) -> aioweb.Response:
-        return json_response(config_answer(_state(subject), subject))
+        to_global = _flag(_query(request, "defaultToGlobal"), "defaultToGlobal")
+        return registry_response(config_answer(_state(subject), subject, _global_mode(), to_global))
 
-    @answer
+    @registry_answer
     async def put(self, request: aioweb.Request, subject: str) -> aioweb.Response:
         _check_token(request)
         if not _state(subject):
             raise subject_not_found(subject)
-        mode = parse_mode(await _body(request))
-        await schema_requests.send(key=subject.encode(), value=encode(
-            {"subject": subject, "action": "config", "compatibility": mode}))
-        applied = False
-        for _ in range(int(APPLY_WAIT / 0.1)):
-            if (_state(subject) or {}).get("compatibility") == mode:
-                applied = True
-                break
-            await asyncio.sleep(0.1)
-        return json_response({"compatibility": mode, "applied": applied})
+        return await _set_mode(request, subject)
+
+
+@app.page("/schemas/mode")
+class GlobalMode(faust.web.View):  # type: ignore[misc]
+    @registry_answer
+    async def get(self, request: aioweb.Request) -> aioweb.Response:
+        return registry_response({"mode": "READONLY"})
+
+    @registry_answer
+    async def put(self, request: aioweb.Request) -> aioweb.Response:
+        raise read_only(None)
+
+
+@app.page("/schemas/mode/{subject}")
+class SubjectMode(faust.web.View):  # type: ignore[misc]
+    @registry_answer
+    async def get(self, request: aioweb.Request, subject: str) -> aioweb.Response:
+        if not _state(subject):
+            raise subject_not_found(subject)
+        return registry_response({"mode": "READONLY"})
+
+    @registry_answer
+    async def put(self, request: aioweb.Request, subject: str) -> aioweb.Response:
+        raise read_only(subject)
