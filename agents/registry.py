@@ -13,7 +13,6 @@ from atlas_stream.channels import events, output_topics, schema_requests
 from atlas_stream.messages import encode, event_message
 from atlas_stream.registry import (
     CONFIG_KEY,
-    DEFAULT_MODE,
     assign_schema_ids,
     effective_mode,
     register,
@@ -43,10 +42,10 @@ async def _set_mode(subject: str, mode: Any) -> None:
     """A compatibility change from ``PUT /schemas/config[/<subject>]`` (checked by the view);
     the global mode is kept under CONFIG_KEY."""
     state = schema_registry.get(subject)
-    if subject == CONFIG_KEY:
-        state = state or {"compatibility": DEFAULT_MODE}
+    if subject == CONFIG_KEY and not state:
+        state = {}  # stored on the first change, even to the default: the view waits to see it
     try:
-        new = set_compatibility(state, mode) if state else None
+        new = set_compatibility(state, mode) if state is not None else None
     except ValueError as exc:
         log.error("ignored compatibility change of %s: %s", subject, exc)
         return
@@ -57,7 +56,8 @@ async def _set_mode(subject: str, mode: Any) -> None:
         schema_registry[subject] = new
         log.info("schema %s: compatibility set to %s", subject, new["compatibility"])
         await events.send(key=subject.encode(), value=event_message(
-            "schema.config", subject, compatibility=new["compatibility"], previous=state.get("compatibility")))
+            "schema.config", subject, compatibility=new["compatibility"],
+            previous=effective_mode(state) if subject == CONFIG_KEY else state.get("compatibility")))
 
 
 def _give_schema_ids() -> None:

@@ -2,40 +2,33 @@
 
 Point a Confluent client at ``http://HOST:6066/schemas``. The registry is a GlobalTable, so every
 worker holds every subject and schema id and answers alone. It is read-only (Confluent's
-READONLY mode): schemas come from the contracts. A compatibility change (``PUT
-/schemas/config[/<subject>]``, admin token) is a request on atlas.schemas.requests, applied by
-the registry agent (tables are written only inside stream iteration).
+READONLY mode): schemas come from the contracts. Compatibility modes are in
+registry_config_views.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 from typing import Any
 
 import faust
 from aiohttp import web as aioweb
 
-from atlas_stream.app import app, settings
-from atlas_stream.channels import schema_requests
-from atlas_stream.messages import encode
+from atlas_stream.app import app
 from atlas_stream.registry import CONFIG_KEY, DEFAULT_MODE, effective_mode, get_version, is_subject
 from tables.registry import schema_registry
 
 from .params import Param, known_params, parse_query
-from .responses import Unauthorized, answer, json_response, registry_answer, registry_response
+from .responses import answer, json_response, registry_answer, registry_response
 from .schemas import (
     MAX_BODY_BYTES,
     ApiError,
     SchemaIndex,
     compatibility_answer,
-    config_answer,
     diff_versions,
     features_answer,
     lookup_answer,
     parse_candidate,
     parse_id,
-    parse_mode,
     parse_version,
     read_only,
     schema_answer,
@@ -44,13 +37,11 @@ from .schemas import (
     versions_answer,
 )
 
-#: How long a PUT waits for its change to reach this worker's copy of the registry.
-APPLY_WAIT = 10.0
 MAX_SUBJECT = 249  # a Kafka topic name's limit
 LIST_PARAMS = ("deleted", "deletedOnly", "deleted_only", "offset", "limit")
 
 
-def _state(subject: str) -> dict[str, Any] | None:
+def subject_state(subject: str) -> dict[str, Any] | None:
     if len(subject) > MAX_SUBJECT or not is_subject(subject):
         raise subject_not_found(subject)
     state = schema_registry.get(subject)
@@ -61,7 +52,7 @@ def _subjects() -> list[str]:
     return sorted(k for k, v in schema_registry.items() if v and is_subject(k))
 
 
-def _global_mode() -> str:
+def global_mode() -> str:
     return effective_mode(schema_registry.get(CONFIG_KEY), DEFAULT_MODE)
 
 
@@ -69,17 +60,17 @@ def _index() -> SchemaIndex:
     return SchemaIndex.build(schema_registry.items())
 
 
-def _query(request: aioweb.Request, *names: str) -> dict[str, str]:
+def known_query(request: aioweb.Request, *names: str) -> dict[str, str]:
     return known_params(request.query, request.query_string, names)
 
 
-def _flag(q: dict[str, str], name: str) -> bool:
+def flag(q: dict[str, str], name: str) -> bool:
     return q.get(name, "").lower() == "true"  # as Java's Boolean.valueOf reads it
 
 
 def _page(items: list[Any], q: dict[str, str]) -> list[Any]:
     """Confluent's ``offset``/``limit`` (-1: no limit) and ``deletedOnly`` (nothing is ever deleted)."""
-    if _flag(q, "deletedOnly") or _flag(q, "deleted_only"):
+    if flag(q, "deletedOnly") or flag(q, "deleted_only"):
         return []
     try:
         offset, limit = int(q.get("offset", "0")), int(q.get("limit", "-1"))
@@ -89,7 +80,7 @@ def _page(items: list[Any], q: dict[str, str]) -> list[Any]:
     return items[:limit] if limit >= 0 else items
 
 
-async def _body(request: aioweb.Request) -> bytes:
+async def read_body(request: aioweb.Request) -> bytes:
     """The request body, read no further than one byte past the limit (parse_* refuse it then)."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise ApiError(413, 413, f"request body larger than {MAX_BODY_BYTES} bytes")
@@ -103,14 +94,11 @@ async def _body(request: aioweb.Request) -> bytes:
     return b"".join(chunks)
 
 
-def _check_token(request: aioweb.Request) -> None:
-    token = settings.admin_token
-    if not token:
-        raise Unauthorized("writes are disabled: set ATLAS_ADMIN_TOKEN on the workers to allow them")
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise Unauthorized("missing or wrong token: send 'Authorization: Bearer <ATLAS_ADMIN_TOKEN>'")
+class RegistryView(faust.web.View):  # type: ignore[misc]
+    """A view of Confluent's API: methods it lacks answer 405 with Confluent's error body."""
+
+    async def on_request_error(self, request: Any, exc: Any) -> Any:
+        return registry_response({"error_code": exc.code, "message": str(exc.detail)}, exc.code)
 
 
 @app.page("/schemas/")
@@ -120,9 +108,9 @@ class Overview(faust.web.View):  # type: ignore[misc]
     @answer
     async def get(self, request: aioweb.Request) -> aioweb.Response:
         parse_query(request.query, request.query_string, {})
-        out, default = [], _global_mode()
+        out, default = [], global_mode()
         for subject in _subjects():
-            state = _state(subject) or {}
+            state = subject_state(subject) or {}
             versions = state.get("versions", [])
             out.append({"subject": subject, "compatibility": effective_mode(state, default),
                         "versions": [v["version"] for v in versions],
@@ -131,22 +119,22 @@ class Overview(faust.web.View):  # type: ignore[misc]
 
 
 @app.page("/schemas/subjects")
-class Subjects(faust.web.View):  # type: ignore[misc]
+class Subjects(RegistryView):
     @registry_answer
     async def get(self, request: aioweb.Request) -> aioweb.Response:
-        q = _query(request, "subjectPrefix", *LIST_PARAMS)
+        q = known_query(request, "subjectPrefix", *LIST_PARAMS)
         prefix = q.get("subjectPrefix", "")
         return registry_response(_page([s for s in _subjects() if s.startswith(prefix)], q))
 
 
 @app.page("/schemas/subjects/{subject}")
-class Subject(faust.web.View):  # type: ignore[misc]
+class Subject(RegistryView):
     """POST: is this schema registered under the subject (and as which version)?"""
 
     @registry_answer
     async def post(self, request: aioweb.Request, subject: str) -> aioweb.Response:
-        state = _state(subject)
-        text, _ = parse_candidate(await _body(request))
+        state = subject_state(subject)
+        text, _ = parse_candidate(await read_body(request))
         return registry_response(lookup_answer(state, subject, text, _index()))
 
     @registry_answer
@@ -155,10 +143,10 @@ class Subject(faust.web.View):  # type: ignore[misc]
 
 
 @app.page("/schemas/subjects/{subject}/versions")
-class Versions(faust.web.View):  # type: ignore[misc]
+class Versions(RegistryView):
     @registry_answer
     async def get(self, request: aioweb.Request, subject: str) -> aioweb.Response:
-        return registry_response(_page(versions_answer(_state(subject), subject), _query(request, *LIST_PARAMS)))
+        return registry_response(_page(versions_answer(subject_state(subject), subject), known_query(request, *LIST_PARAMS)))
 
     @registry_answer
     async def post(self, request: aioweb.Request, subject: str) -> aioweb.Response:
@@ -166,10 +154,10 @@ class Versions(faust.web.View):  # type: ignore[misc]
 
 
 @app.page("/schemas/subjects/{subject}/versions/{version}")
-class Version(faust.web.View):  # type: ignore[misc]
+class Version(RegistryView):
     @registry_answer
     async def get(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
-        return registry_response(version_answer(_state(subject), subject, parse_version(version), _index()))
+        return registry_response(version_answer(subject_state(subject), subject, parse_version(version), _index()))
 
     @registry_answer
     async def delete(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
@@ -177,43 +165,43 @@ class Version(faust.web.View):  # type: ignore[misc]
 
 
 @app.page("/schemas/subjects/{subject}/versions/{version}/schema")
-class VersionSchema(faust.web.View):  # type: ignore[misc]
+class VersionSchema(RegistryView):
     """The version's JSON Schema document alone."""
 
     @registry_answer
     async def get(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
-        answer_ = version_answer(_state(subject), subject, parse_version(version), _index())
+        answer_ = version_answer(subject_state(subject), subject, parse_version(version), _index())
         return registry_response(answer_["schema"])
 
 
 @app.page("/schemas/subjects/{subject}/versions/{version}/referencedby")
-class ReferencedBy(faust.web.View):  # type: ignore[misc]
+class ReferencedBy(RegistryView):
     @registry_answer
     async def get(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
-        version_answer(_state(subject), subject, parse_version(version), _index())
+        version_answer(subject_state(subject), subject, parse_version(version), _index())
         return registry_response([])  # documents never reference each other
 
 
 @app.page("/schemas/subjects/{subject}/versions/{version}/features")
-class Features(faust.web.View):  # type: ignore[misc]
+class Features(RegistryView):
     """Not in Confluent's API: the feature list, as the contract states it (for the dashboard)."""
 
     @registry_answer
     async def get(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
-        return registry_response(features_answer(_state(subject), subject, parse_version(version)))
+        return registry_response(features_answer(subject_state(subject), subject, parse_version(version)))
 
 
 DIFF_QUERY = {"from": Param("str", None, high=12), "to": Param("str", "latest", high=12)}
 
 
 @app.page("/schemas/subjects/{subject}/diff")
-class Diff(faust.web.View):  # type: ignore[misc]
+class Diff(RegistryView):
     """Field changes between two versions (``?from=1&to=latest``; from defaults to to - 1)."""
 
     @registry_answer
     async def get(self, request: aioweb.Request, subject: str) -> aioweb.Response:
         q = parse_query(request.query, request.query_string, DIFF_QUERY)
-        state = _state(subject)
+        state = subject_state(subject)
         if not state:
             raise subject_not_found(subject)
         new = get_version(state, parse_version(q["to"]))
@@ -228,29 +216,29 @@ class Diff(faust.web.View):  # type: ignore[misc]
 
 
 @app.page("/schemas/schemas/types")
-class Types(faust.web.View):  # type: ignore[misc]
+class Types(RegistryView):
     @registry_answer
     async def get(self, request: aioweb.Request) -> aioweb.Response:
         return registry_response(["JSON"])
 
 
 @app.page("/schemas/schemas/ids/{schema_id}")
-class SchemaById(faust.web.View):  # type: ignore[misc]
+class SchemaById(RegistryView):
     @registry_answer
     async def get(self, request: aioweb.Request, schema_id: str) -> aioweb.Response:
-        q = _query(request, "subject", "format", "fetchMaxId", "reference_format")
-        return registry_response(schema_answer(_index(), parse_id(schema_id), _flag(q, "fetchMaxId")))
+        q = known_query(request, "subject", "format", "fetchMaxId", "reference_format")
+        return registry_response(schema_answer(_index(), parse_id(schema_id), flag(q, "fetchMaxId")))
 
 
 @app.page("/schemas/schemas/ids/{schema_id}/schema")
-class SchemaTextById(faust.web.View):  # type: ignore[misc]
+class SchemaTextById(RegistryView):
     @registry_answer
     async def get(self, request: aioweb.Request, schema_id: str) -> aioweb.Response:
         return registry_response(schema_answer(_index(), parse_id(schema_id))["schema"])
 
 
 def _uses(request: aioweb.Request, schema_id: str) -> list[tuple[str, int]]:
-    q = _query(request, "subject", *LIST_PARAMS)
+    q = known_query(request, "subject", *LIST_PARAMS)
     index = _index()
     sid = parse_id(schema_id)
     index.get(sid)
@@ -258,28 +246,28 @@ def _uses(request: aioweb.Request, schema_id: str) -> list[tuple[str, int]]:
 
 
 @app.page("/schemas/schemas/ids/{schema_id}/subjects")
-class SchemaSubjects(faust.web.View):  # type: ignore[misc]
+class SchemaSubjects(RegistryView):
     @registry_answer
     async def get(self, request: aioweb.Request, schema_id: str) -> aioweb.Response:
         return registry_response(sorted({s for s, _ in _uses(request, schema_id)}))
 
 
 @app.page("/schemas/schemas/ids/{schema_id}/versions")
-class SchemaVersions(faust.web.View):  # type: ignore[misc]
+class SchemaVersions(RegistryView):
     @registry_answer
     async def get(self, request: aioweb.Request, schema_id: str) -> aioweb.Response:
         return registry_response([{"subject": s, "version": v} for s, v in _uses(request, schema_id)])
 
 
 async def _compatibility(request: aioweb.Request, subject: str, version: int | str | None) -> aioweb.Response:
-    state = _state(subject)
-    verbose = _flag(_query(request, "normalize", "verbose"), "verbose")
-    _, candidate = parse_candidate(await _body(request))
-    return registry_response(compatibility_answer(state, subject, version, candidate, _global_mode(), verbose))
+    state = subject_state(subject)
+    verbose = flag(known_query(request, "normalize", "verbose"), "verbose")
+    _, candidate = parse_candidate(await read_body(request))
+    return registry_response(compatibility_answer(state, subject, version, candidate, global_mode(), verbose))
 
 
 @app.page("/schemas/compatibility/subjects/{subject}/versions/{version}")
-class Compatibility(faust.web.View):  # type: ignore[misc]
+class Compatibility(RegistryView):
     """Is the candidate JSON Schema compatible with this version under the subject's mode?"""
 
     @registry_answer
@@ -288,80 +276,9 @@ class Compatibility(faust.web.View):  # type: ignore[misc]
 
 
 @app.page("/schemas/compatibility/subjects/{subject}/versions")
-class CompatibilityAll(faust.web.View):  # type: ignore[misc]
+class CompatibilityAll(RegistryView):
     """Is the candidate compatible with the versions registration would check it against?"""
 
     @registry_answer
     async def post(self, request: aioweb.Request, subject: str) -> aioweb.Response:
         return await _compatibility(request, subject, None)
-
-
-async def _set_mode(request: aioweb.Request, key: str) -> aioweb.Response:
-    """Send the change (the token is checked) to the registry agent; wait until this worker's
-    copy of the registry shows it."""
-    mode = parse_mode(await _body(request))
-    await schema_requests.send(key=key.encode(), value=encode({"subject": key, "action": "config",
-                                                               "compatibility": mode}))
-    applied = False
-    for _ in range(int(APPLY_WAIT / 0.1)):
-        if (schema_registry.get(key) or {}).get("compatibility") == mode:
-            applied = True
-            break
-        await asyncio.sleep(0.1)
-    return registry_response({"compatibility": mode, "applied": applied})
-
-
-@app.page("/schemas/config")
-class GlobalConfig(faust.web.View):  # type: ignore[misc]
-    """The global mode: subjects without their own follow it. PUT needs the admin token."""
-
-    @registry_answer
-    async def get(self, request: aioweb.Request) -> aioweb.Response:
-        return registry_response({"compatibilityLevel": _global_mode()})
-
-    @registry_answer
-    async def put(self, request: aioweb.Request) -> aioweb.Response:
-        _check_token(request)
-        return await _set_mode(request, CONFIG_KEY)
-
-
-@app.page("/schemas/config/{subject}")
-class Config(faust.web.View):  # type: ignore[misc]
-    """GET the subject's mode (``defaultToGlobal=true``: the global one if it has none);
-    PUT ``{"compatibility": "FULL"}`` (needs the token)."""
-
-    @registry_answer
-    async def get(self, request: aioweb.Request, subject: str) -> aioweb.Response:
-        to_global = _flag(_query(request, "defaultToGlobal"), "defaultToGlobal")
-        return registry_response(config_answer(_state(subject), subject, _global_mode(), to_global))
-
-    @registry_answer
-    async def put(self, request: aioweb.Request, subject: str) -> aioweb.Response:
-        _check_token(request)
-        if not _state(subject):
-            raise subject_not_found(subject)
-        return await _set_mode(request, subject)
-
-
-@app.page("/schemas/mode")
-class GlobalMode(faust.web.View):  # type: ignore[misc]
-    @registry_answer
-    async def get(self, request: aioweb.Request) -> aioweb.Response:
-        return registry_response({"mode": "READONLY"})
-
-    @registry_answer
-    async def put(self, request: aioweb.Request) -> aioweb.Response:
-        raise read_only(None)
-
-
-@app.page("/schemas/mode/{subject}")
-class SubjectMode(faust.web.View):  # type: ignore[misc]
-    @registry_answer
-    async def get(self, request: aioweb.Request, subject: str) -> aioweb.Response:
-        if not _state(subject):
-            raise subject_not_found(subject)
-        return registry_response({"mode": "READONLY"})
-
-    @registry_answer
-    async def put(self, request: aioweb.Request, subject: str) -> aioweb.Response:
-        raise read_only(subject)
