@@ -9,7 +9,8 @@ version; rules, freshness, blank strings and the dataset's null tokens are not e
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from jsonschema import Draft7Validator, SchemaError
 from jsonschema.validators import validator_for

@@ -19,7 +19,14 @@ from atlas_stream.messages import encode
 from atlas_stream.registry import CONFIG_KEY
 from tables.registry import schema_registry
 
-from .registry_views import RegistryView, flag, global_mode, known_query, read_body, subject_state
+from .registry_views import (
+    RegistryView,
+    flag,
+    global_mode,
+    known_query,
+    read_body,
+    subject_state,
+)
 from .responses import Unauthorized, registry_answer, registry_response
 from .schemas import config_answer, parse_mode, read_only, subject_not_found
 

@@ -14,7 +14,13 @@ import faust
 from aiohttp import web as aioweb
 
 from atlas_stream.app import app
-from atlas_stream.registry import CONFIG_KEY, DEFAULT_MODE, effective_mode, get_version, is_subject
+from atlas_stream.registry import (
+    CONFIG_KEY,
+    DEFAULT_MODE,
+    effective_mode,
+    get_version,
+    is_subject,
+)
 from tables.registry import schema_registry
 
 from .params import Param, known_params, parse_query

@@ -11,10 +11,18 @@ schemas come from the data contracts.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from ..registry import MODES, check_compatibility, effective_mode, get_version, is_subject, normalise_mode
+from ..registry import (
+    MODES,
+    check_compatibility,
+    effective_mode,
+    get_version,
+    is_subject,
+    normalise_mode,
+)
 from ..schema_json import document_text, parse_document
 
 __all__ = [
