@@ -130,6 +130,9 @@ def test_confluent_client_reads_checks_and_validates_records(kafka, metadata_dir
     assert fresh.get_schema(latest.schema_id).schema_str == latest.schema.schema_str
     status, raw = call(f"{url}/schemas/schemas/ids/{latest.schema_id}/schema")
     assert status == 200 and json.dumps(raw, separators=(",", ":")) == latest.schema.schema_str
+    for path in (f"/subjects/{ORDERS}/versions/latest/schema", f"/subjects/{ORDERS}/versions/1/schema"):
+        assert call(f"{url}/schemas{path}") == (200, doc)
+    assert call(f"{url}/schemas/subjects/{ORDERS}/versions/1/referencedby") == (200, [])
     assert [(v.subject, v.version) for v in fresh.get_schema_versions(latest.schema_id)] == [(ORDERS, 1)]
     assert fresh.get_subjects_by_schema_id(returns_id) == [RETURNS]
 
@@ -172,7 +175,7 @@ def test_confluent_client_reads_checks_and_validates_records(kafka, metadata_dir
     message = _refused(lambda: client.register_schema(ORDERS, with_note2(False)), 422, 42205)
     assert "read-only mode" in message and "contract" in message
     assert client.get_versions(ORDERS) == [1]
-    assert call(f"{url}/schemas/mode")[1] == {"mode": "READONLY"}
+    assert call(f"{url}/schemas/mode")[1] == call(f"{url}/schemas/mode/{ORDERS}")[1] == {"mode": "READONLY"}
 
     # A producer validates records before sending: the latest version, or a lookup of its own copy.
     ser = _serializer(client, **{"use.latest.version": True})
