@@ -11,7 +11,14 @@ import orjson
 from atlas_stream.app import app, catalog
 from atlas_stream.channels import events, output_topics, schema_requests
 from atlas_stream.messages import encode, event_message
-from atlas_stream.registry import register, set_compatibility
+from atlas_stream.registry import (
+    CONFIG_KEY,
+    assign_schema_ids,
+    effective_mode,
+    register,
+    schema_ids,
+    set_compatibility,
+)
 from tables.registry import schema_registry
 
 log = logging.getLogger(__name__)
@@ -32,10 +39,13 @@ async def request_schema_registrations() -> None:
 
 
 async def _set_mode(subject: str, mode: Any) -> None:
-    """A compatibility change from ``PUT /schemas/config/<subject>`` (checked by the view)."""
+    """A compatibility change from ``PUT /schemas/config[/<subject>]`` (checked by the view);
+    the global mode is kept under CONFIG_KEY."""
     state = schema_registry.get(subject)
+    if subject == CONFIG_KEY and not state:
+        state = {}  # stored on the first change, even to the default: the view waits to see it
     try:
-        new = set_compatibility(state, mode) if state else None
+        new = set_compatibility(state, mode) if state is not None else None
     except ValueError as exc:
         log.error("ignored compatibility change of %s: %s", subject, exc)
         return
@@ -46,12 +56,21 @@ async def _set_mode(subject: str, mode: Any) -> None:
         schema_registry[subject] = new
         log.info("schema %s: compatibility set to %s", subject, new["compatibility"])
         await events.send(key=subject.encode(), value=event_message(
-            "schema.config", subject, compatibility=new["compatibility"], previous=state.get("compatibility")))
+            "schema.config", subject, compatibility=new["compatibility"],
+            previous=effective_mode(state) if subject == CONFIG_KEY else state.get("compatibility")))
+
+
+def _give_schema_ids() -> None:
+    """Versions stored before integer schema ids existed get theirs (once; a no-op after)."""
+    for subject, state in assign_schema_ids(dict(schema_registry.items())).items():
+        schema_registry[subject] = state
+        log.info("schema %s: integer schema ids given to its versions", subject)
 
 
 @app.agent(schema_requests)
 async def register_schemas(stream: Any) -> None:
     async for value in stream:
+        _give_schema_ids()
         try:
             request = orjson.loads(value)
             subject = request["subject"]
@@ -64,7 +83,9 @@ async def register_schemas(stream: Any) -> None:
             await _set_mode(subject, mode)
             continue
         try:
-            result = register(schema_registry.get(subject), subject, schema, mode, datetime.now(timezone.utc))
+            result = register(schema_registry.get(subject), subject, schema, mode, datetime.now(timezone.utc),
+                              ids=schema_ids(schema_registry.values()),
+                              default_mode=effective_mode(schema_registry.get(CONFIG_KEY)))
         except ValueError as exc:  # e.g. an unknown compatibility mode sent by hand
             result = None
             problems = [str(exc)]

@@ -7,21 +7,26 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Iterable, Mapping, Sequence, Union
 
 from .model import DType, Feature, parse_dtype
 
 __all__ = [
+    "CONFIG_KEY",
     "DEFAULT_MODE",
     "MODES",
     "RegistrationResult",
+    "assign_schema_ids",
     "can_read",
     "check_compatibility",
+    "effective_mode",
     "fingerprint",
     "get_version",
+    "is_subject",
     "latest",
     "normalise_mode",
     "register",
+    "schema_ids",
     "set_compatibility",
 ]
 
@@ -36,6 +41,9 @@ MODES: tuple[str, ...] = (
     "NONE",
 )
 DEFAULT_MODE = "BACKWARD"
+#: Registry-table key of the global config (``{"compatibility": MODE}``). Subjects are
+#: ``<group>.<dataset>`` and always hold a dot, so this key never names one.
+CONFIG_KEY = "__config__"
 
 #: A schema: canonical feature dicts (``Feature.to_dict()`` form), in field order.
 Schema = list[dict[str, Any]]
@@ -132,10 +140,10 @@ def can_read(
 
 
 def check_compatibility(
-    candidate: SchemaLike, previous_versions: Sequence[SchemaLike], mode: str
+    candidate: SchemaLike, previous_versions: Sequence[SchemaLike], mode: str, first_version: int = 1
 ) -> list[str]:
     """Problems that stop ``candidate`` from following ``previous_versions`` (oldest first,
-    version numbers counted from 1) under ``mode``. Empty means compatible.
+    version numbers counted from ``first_version``) under ``mode``. Empty means compatible.
 
     BACKWARD: the candidate reads the latest version's data; FORWARD: the latest version reads
     the candidate's data; FULL: both. ``*_TRANSITIVE`` checks every previous version, not only
@@ -144,7 +152,7 @@ def check_compatibility(
     mode = normalise_mode(mode)
     if mode == "NONE" or not previous_versions:
         return []
-    numbered = list(enumerate(previous_versions, start=1))
+    numbered = list(enumerate(previous_versions, start=first_version))
     against = numbered if mode.endswith("_TRANSITIVE") else numbered[-1:]
     base = mode.removesuffix("_TRANSITIVE")
     problems: list[str] = []
@@ -175,6 +183,50 @@ def get_version(state: Mapping[str, Any] | None, version: int | str) -> dict[str
     return None
 
 
+def is_subject(key: Any) -> bool:
+    """Does this registry-table key name a subject (rather than the global config)?"""
+    return isinstance(key, str) and "." in key
+
+
+def effective_mode(state: Mapping[str, Any] | None, default_mode: str = DEFAULT_MODE) -> str:
+    """The subject's own mode, or ``default_mode`` (the global one) when it has none."""
+    mode = state.get("compatibility") if state else None
+    return mode if isinstance(mode, str) else default_mode
+
+
+def schema_ids(states: Iterable[Mapping[str, Any] | None]) -> dict[str, int]:
+    """Fingerprint -> integer schema id, over every version of every subject that has one."""
+    out: dict[str, int] = {}
+    for state in states:
+        for entry in state.get("versions", []) if isinstance(state, Mapping) else []:
+            if isinstance(entry.get("schema_id"), int):
+                out.setdefault(entry["id"], entry["schema_id"])
+    return out
+
+
+def _next_id(ids: Mapping[str, int]) -> int:
+    return max(ids.values(), default=0) + 1
+
+
+def assign_schema_ids(states: Mapping[str, Mapping[str, Any] | None]) -> dict[str, dict[str, Any]]:
+    """Subjects whose versions lack an integer ``schema_id`` (stored before ids existed), with
+    ids given: the id of the same schema elsewhere, else the next free one, in subject then
+    version order so every worker that runs it would give the same ids."""
+    ids = schema_ids(states.values())
+    changed: dict[str, dict[str, Any]] = {}
+    for subject in sorted(k for k in states if is_subject(k)):
+        state = states[subject]
+        versions = state.get("versions", []) if isinstance(state, Mapping) else []
+        if all(isinstance(v.get("schema_id"), int) for v in versions):
+            continue
+        new = copy.deepcopy(dict(state or {}))
+        for entry in new["versions"]:
+            if not isinstance(entry.get("schema_id"), int):
+                entry["schema_id"] = ids.setdefault(entry["id"], _next_id(ids))
+        changed[subject] = new
+    return changed
+
+
 def set_compatibility(state: Mapping[str, Any], mode: str) -> dict[str, Any]:
     """A copy of ``state`` with its compatibility mode changed (ValueError for unknown modes)."""
     new = copy.deepcopy(dict(state))
@@ -188,6 +240,9 @@ def register(
     schema: SchemaLike,
     mode: str | None,
     now: datetime,
+    *,
+    ids: Mapping[str, int] | None = None,
+    default_mode: str = DEFAULT_MODE,
 ) -> RegistrationResult:
     """Register ``schema`` under ``subject``.
 
@@ -196,19 +251,23 @@ def register(
       force: re-registering an old schema does not roll the subject back.
     - The first version of a subject is always "registered".
     - Otherwise the schema is checked against the previous versions under the subject's mode
-      (``mode`` when given, which also becomes the subject's mode; else the stored one; BACKWARD
-      for a new subject). Compatible: "registered" as latest + 1. Not: "refused", the input state
-      is returned untouched (the mode change included) and ``version`` is the latest in force.
+      (``mode`` when given, which also becomes the subject's mode; else the stored one; else
+      ``default_mode``, the global mode, for a subject without its own). Compatible:
+      "registered" as latest + 1. Not: "refused", the input state is returned untouched (the
+      mode change included) and ``version`` is the latest in force.
+    - A registered version gets an integer ``schema_id``: the one ``ids`` (fingerprint -> id,
+      over the whole registry, see :func:`schema_ids`) gives the same schema, else one more than
+      the largest there. Ids are stored, so they never change once given.
 
     The input state is never mutated.
     """
     canonical = _schema(schema)
+    ids = ids or {}
     if state is None:
-        new: dict[str, Any] = {"subject": subject, "compatibility": DEFAULT_MODE, "versions": []}
+        new: dict[str, Any] = {"subject": subject, "versions": []}
     else:
         new = copy.deepcopy(dict(state))
         new.setdefault("versions", [])
-        new.setdefault("compatibility", DEFAULT_MODE)
     if mode is not None:
         new["compatibility"] = normalise_mode(mode)
     versions: list[dict[str, Any]] = new["versions"]
@@ -216,14 +275,14 @@ def register(
     for entry in versions:
         if entry["id"] == fp:
             return RegistrationResult(new, "unchanged", entry["version"])
-    problems = check_compatibility(canonical, [v["schema"] for v in versions], new["compatibility"])
+    problems = check_compatibility(canonical, [v["schema"] for v in versions], effective_mode(new, default_mode))
     if problems:
         # Only reachable with earlier versions, hence with a stored state.
         assert state is not None and versions
         kept = copy.deepcopy(dict(state))
         return RegistrationResult(kept, "refused", versions[-1]["version"], problems)
     number = versions[-1]["version"] + 1 if versions else 1
-    versions.append(
-        {"version": number, "id": fp, "schema": canonical, "registered_at": now.isoformat()}
-    )
+    schema_id = ids[fp] if fp in ids else _next_id(ids)
+    versions.append({"version": number, "id": fp, "schema_id": schema_id, "schema": canonical,
+                     "registered_at": now.isoformat()})
     return RegistrationResult(new, "registered", number)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
-__all__ = ["MAX_QUERY_BYTES", "BadRequest", "Param", "parse_query"]
+from multidict import MultiMapping
+
+__all__ = ["MAX_QUERY_BYTES", "BadRequest", "Param", "known_params", "parse_query"]
 
 #: Longest query string accepted (aiohttp itself refuses request lines over 8 KiB).
 MAX_QUERY_BYTES = 2048
@@ -65,3 +67,12 @@ def parse_query(query: MultiQuery | Mapping[str, Any], query_string: str, spec: 
             raise BadRequest(f"query parameter {name!r} given {len(values)} times")
         out[name] = _one(name, values[0], param) if values else param.default
     return out
+
+
+def known_params(query: MultiMapping[str], query_string: str, names: tuple[str, ...]) -> dict[str, str]:
+    """The first value of each parameter in ``names``; others are ignored, as Confluent's
+    registry ignores them (its clients send more than each endpoint reads). BadRequest for
+    query strings over :data:`MAX_QUERY_BYTES`."""
+    if len(query_string) > MAX_QUERY_BYTES:
+        raise BadRequest(f"query string longer than {MAX_QUERY_BYTES} bytes")
+    return {name: query.getall(name)[0] for name in names if name in query}

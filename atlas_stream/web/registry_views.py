@@ -1,61 +1,95 @@
-"""``/schemas/``: the schema registry in the shape of Confluent Schema Registry's REST API.
+"""``/schemas/``: the schema registry, speaking Confluent Schema Registry's REST API.
 
-The registry is a GlobalTable, so every worker holds every subject and answers alone. A
-compatibility change (``PUT /schemas/config/<subject>``) is a request on atlas.schemas.requests,
-applied by the registry agent (tables are written only inside stream iteration).
+Point a Confluent client at ``http://HOST:6066/schemas``. The registry is a GlobalTable, so every
+worker holds every subject and schema id and answers alone. It is read-only (Confluent's
+READONLY mode): schemas come from the contracts. Compatibility modes are in
+registry_config_views.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 from typing import Any
 
 import faust
 from aiohttp import web as aioweb
 
-from atlas_stream.app import app, settings
-from atlas_stream.channels import schema_requests
-from atlas_stream.messages import encode
-from atlas_stream.registry import get_version
+from atlas_stream.app import app
+from atlas_stream.registry import (
+    CONFIG_KEY,
+    DEFAULT_MODE,
+    effective_mode,
+    get_version,
+    is_subject,
+)
 from tables.registry import schema_registry
 
-from .params import BadRequest, Param, parse_query
-from .responses import Unauthorized, answer, json_response
+from .params import Param, known_params, parse_query
+from .responses import answer, json_response, registry_answer, registry_response
 from .schemas import (
     MAX_BODY_BYTES,
     ApiError,
+    SchemaIndex,
     compatibility_answer,
-    config_answer,
     diff_versions,
+    features_answer,
+    lookup_answer,
     parse_candidate,
-    parse_mode,
+    parse_id,
     parse_version,
+    read_only,
+    schema_answer,
     subject_not_found,
     version_answer,
     versions_answer,
 )
 
-#: How long a PUT waits for its change to reach this worker's copy of the registry.
-APPLY_WAIT = 10.0
 MAX_SUBJECT = 249  # a Kafka topic name's limit
+LIST_PARAMS = ("deleted", "deletedOnly", "deleted_only", "offset", "limit")
 
 
-def _state(subject: str) -> dict[str, Any] | None:
-    if len(subject) > MAX_SUBJECT:
+def subject_state(subject: str) -> dict[str, Any] | None:
+    if len(subject) > MAX_SUBJECT or not is_subject(subject):
         raise subject_not_found(subject)
     state = schema_registry.get(subject)
     return state if isinstance(state, dict) else None
 
 
 def _subjects() -> list[str]:
-    return sorted(k for k, v in schema_registry.items() if v)
+    return sorted(k for k, v in schema_registry.items() if v and is_subject(k))
 
 
-async def _body(request: aioweb.Request) -> bytes:
+def global_mode() -> str:
+    return effective_mode(schema_registry.get(CONFIG_KEY), DEFAULT_MODE)
+
+
+def _index() -> SchemaIndex:
+    return SchemaIndex.build(schema_registry.items())
+
+
+def known_query(request: aioweb.Request, *names: str) -> dict[str, str]:
+    return known_params(request.query, request.query_string, names)
+
+
+def flag(q: dict[str, str], name: str) -> bool:
+    return q.get(name, "").lower() == "true"  # as Java's Boolean.valueOf reads it
+
+
+def _page(items: list[Any], q: dict[str, str]) -> list[Any]:
+    """Confluent's ``offset``/``limit`` (-1: no limit) and ``deletedOnly`` (nothing is ever deleted)."""
+    if flag(q, "deletedOnly") or flag(q, "deleted_only"):
+        return []
+    try:
+        offset, limit = int(q.get("offset", "0")), int(q.get("limit", "-1"))
+    except ValueError:
+        raise ApiError(400, 400, "offset and limit must be whole numbers") from None
+    items = items[max(offset, 0):]
+    return items[:limit] if limit >= 0 else items
+
+
+async def read_body(request: aioweb.Request) -> bytes:
     """The request body, read no further than one byte past the limit (parse_* refuse it then)."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise BadRequest(f"request body larger than {MAX_BODY_BYTES} bytes")
+        raise ApiError(413, 413, f"request body larger than {MAX_BODY_BYTES} bytes")
     chunks, size = [], 0
     while size <= MAX_BODY_BYTES:
         chunk = await request.content.read(64 * 1024)
@@ -66,14 +100,11 @@ async def _body(request: aioweb.Request) -> bytes:
     return b"".join(chunks)
 
 
-def _check_token(request: aioweb.Request) -> None:
-    token = settings.admin_token
-    if not token:
-        raise Unauthorized("writes are disabled: set ATLAS_ADMIN_TOKEN on the workers to allow them")
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise Unauthorized("missing or wrong token: send 'Authorization: Bearer <ATLAS_ADMIN_TOKEN>'")
+class RegistryView(faust.web.View):  # type: ignore[misc]
+    """A view of Confluent's API: methods it lacks answer 405 with Confluent's error body."""
+
+    async def on_request_error(self, request: Any, exc: Any) -> Any:
+        return registry_response({"error_code": exc.code, "message": str(exc.detail)}, exc.code)
 
 
 @app.page("/schemas/")
@@ -83,49 +114,100 @@ class Overview(faust.web.View):  # type: ignore[misc]
     @answer
     async def get(self, request: aioweb.Request) -> aioweb.Response:
         parse_query(request.query, request.query_string, {})
-        out = []
+        out, default = [], global_mode()
         for subject in _subjects():
-            state = _state(subject) or {}
+            state = subject_state(subject) or {}
             versions = state.get("versions", [])
-            out.append({"subject": subject, "compatibility": state.get("compatibility"),
+            out.append({"subject": subject, "compatibility": effective_mode(state, default),
                         "versions": [v["version"] for v in versions],
                         "latest": versions[-1] if versions else None})
-        return json_response({"subjects": out})
+        return json_response({"subjects": out, "compatibility": default})
 
 
 @app.page("/schemas/subjects")
-class Subjects(faust.web.View):  # type: ignore[misc]
-    @answer
+class Subjects(RegistryView):
+    @registry_answer
     async def get(self, request: aioweb.Request) -> aioweb.Response:
-        parse_query(request.query, request.query_string, {})
-        return json_response(_subjects())
+        q = known_query(request, "subjectPrefix", *LIST_PARAMS)
+        prefix = q.get("subjectPrefix", "")
+        return registry_response(_page([s for s in _subjects() if s.startswith(prefix)], q))
+
+
+@app.page("/schemas/subjects/{subject}")
+class Subject(RegistryView):
+    """POST: is this schema registered under the subject (and as which version)?"""
+
+    @registry_answer
+    async def post(self, request: aioweb.Request, subject: str) -> aioweb.Response:
+        state = subject_state(subject)
+        text, _ = parse_candidate(await read_body(request))
+        return registry_response(lookup_answer(state, subject, text, _index()))
+
+    @registry_answer
+    async def delete(self, request: aioweb.Request, subject: str) -> aioweb.Response:
+        raise read_only(subject)
 
 
 @app.page("/schemas/subjects/{subject}/versions")
-class Versions(faust.web.View):  # type: ignore[misc]
-    @answer
+class Versions(RegistryView):
+    @registry_answer
     async def get(self, request: aioweb.Request, subject: str) -> aioweb.Response:
-        return json_response(versions_answer(_state(subject), subject))
+        return registry_response(_page(versions_answer(subject_state(subject), subject), known_query(request, *LIST_PARAMS)))
+
+    @registry_answer
+    async def post(self, request: aioweb.Request, subject: str) -> aioweb.Response:
+        raise read_only(subject)
 
 
 @app.page("/schemas/subjects/{subject}/versions/{version}")
-class Version(faust.web.View):  # type: ignore[misc]
-    @answer
+class Version(RegistryView):
+    @registry_answer
     async def get(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
-        return json_response(version_answer(_state(subject), subject, parse_version(version)))
+        return registry_response(version_answer(subject_state(subject), subject, parse_version(version), _index()))
+
+    @registry_answer
+    async def delete(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
+        raise read_only(subject)
+
+
+@app.page("/schemas/subjects/{subject}/versions/{version}/schema")
+class VersionSchema(RegistryView):
+    """The version's JSON Schema document alone."""
+
+    @registry_answer
+    async def get(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
+        answer_ = version_answer(subject_state(subject), subject, parse_version(version), _index())
+        return registry_response(answer_["schema"])
+
+
+@app.page("/schemas/subjects/{subject}/versions/{version}/referencedby")
+class ReferencedBy(RegistryView):
+    @registry_answer
+    async def get(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
+        version_answer(subject_state(subject), subject, parse_version(version), _index())
+        return registry_response([])  # documents never reference each other
+
+
+@app.page("/schemas/subjects/{subject}/versions/{version}/features")
+class Features(RegistryView):
+    """Not in Confluent's API: the feature list, as the contract states it (for the dashboard)."""
+
+    @registry_answer
+    async def get(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
+        return registry_response(features_answer(subject_state(subject), subject, parse_version(version)))
 
 
 DIFF_QUERY = {"from": Param("str", None, high=12), "to": Param("str", "latest", high=12)}
 
 
 @app.page("/schemas/subjects/{subject}/diff")
-class Diff(faust.web.View):  # type: ignore[misc]
+class Diff(RegistryView):
     """Field changes between two versions (``?from=1&to=latest``; from defaults to to - 1)."""
 
-    @answer
+    @registry_answer
     async def get(self, request: aioweb.Request, subject: str) -> aioweb.Response:
         q = parse_query(request.query, request.query_string, DIFF_QUERY)
-        state = _state(subject)
+        state = subject_state(subject)
         if not state:
             raise subject_not_found(subject)
         new = get_version(state, parse_version(q["to"]))
@@ -135,44 +217,74 @@ class Diff(faust.web.View):  # type: ignore[misc]
         old = get_version(state, old_v)
         if old is None:
             raise ApiError(404, 40402, f"Version {old_v} not found.")
-        return json_response({"subject": subject, "from": old["version"], "to": new["version"],
-                              "changes": diff_versions(old["schema"], new["schema"])})
+        return registry_response({"subject": subject, "from": old["version"], "to": new["version"],
+                                  "changes": diff_versions(old["schema"], new["schema"])})
+
+
+@app.page("/schemas/schemas/types")
+class Types(RegistryView):
+    @registry_answer
+    async def get(self, request: aioweb.Request) -> aioweb.Response:
+        return registry_response(["JSON"])
+
+
+@app.page("/schemas/schemas/ids/{schema_id}")
+class SchemaById(RegistryView):
+    @registry_answer
+    async def get(self, request: aioweb.Request, schema_id: str) -> aioweb.Response:
+        q = known_query(request, "subject", "format", "fetchMaxId", "reference_format")
+        return registry_response(schema_answer(_index(), parse_id(schema_id), flag(q, "fetchMaxId")))
+
+
+@app.page("/schemas/schemas/ids/{schema_id}/schema")
+class SchemaTextById(RegistryView):
+    @registry_answer
+    async def get(self, request: aioweb.Request, schema_id: str) -> aioweb.Response:
+        return registry_response(schema_answer(_index(), parse_id(schema_id))["schema"])
+
+
+def _uses(request: aioweb.Request, schema_id: str) -> list[tuple[str, int]]:
+    q = known_query(request, "subject", *LIST_PARAMS)
+    index = _index()
+    sid = parse_id(schema_id)
+    index.get(sid)
+    return _page([u for u in index.uses[sid] if q.get("subject") in (None, u[0])], q)
+
+
+@app.page("/schemas/schemas/ids/{schema_id}/subjects")
+class SchemaSubjects(RegistryView):
+    @registry_answer
+    async def get(self, request: aioweb.Request, schema_id: str) -> aioweb.Response:
+        return registry_response(sorted({s for s, _ in _uses(request, schema_id)}))
+
+
+@app.page("/schemas/schemas/ids/{schema_id}/versions")
+class SchemaVersions(RegistryView):
+    @registry_answer
+    async def get(self, request: aioweb.Request, schema_id: str) -> aioweb.Response:
+        return registry_response([{"subject": s, "version": v} for s, v in _uses(request, schema_id)])
+
+
+async def _compatibility(request: aioweb.Request, subject: str, version: int | str | None) -> aioweb.Response:
+    state = subject_state(subject)
+    verbose = flag(known_query(request, "normalize", "verbose"), "verbose")
+    _, candidate = parse_candidate(await read_body(request))
+    return registry_response(compatibility_answer(state, subject, version, candidate, global_mode(), verbose))
 
 
 @app.page("/schemas/compatibility/subjects/{subject}/versions/{version}")
-class Compatibility(faust.web.View):  # type: ignore[misc]
-    """Is the candidate in the body (``{"schema": ...}``) compatible under the subject's mode?"""
+class Compatibility(RegistryView):
+    """Is the candidate JSON Schema compatible with this version under the subject's mode?"""
 
-    @answer
+    @registry_answer
     async def post(self, request: aioweb.Request, subject: str, version: str) -> aioweb.Response:
-        state = _state(subject)
-        if not state:
-            raise subject_not_found(subject)
-        v = parse_version(version)
-        candidate = parse_candidate(await _body(request))
-        return json_response(compatibility_answer(state, subject, v, candidate))
+        return await _compatibility(request, subject, parse_version(version))
 
 
-@app.page("/schemas/config/{subject}")
-class Config(faust.web.View):  # type: ignore[misc]
-    """GET the subject's compatibility mode; PUT ``{"compatibility": "FULL"}`` (needs the token)."""
+@app.page("/schemas/compatibility/subjects/{subject}/versions")
+class CompatibilityAll(RegistryView):
+    """Is the candidate compatible with the versions registration would check it against?"""
 
-    @answer
-    async def get(self, request: aioweb.Request, subject: str) -> aioweb.Response:
-        return json_response(config_answer(_state(subject), subject))
-
-    @answer
-    async def put(self, request: aioweb.Request, subject: str) -> aioweb.Response:
-        _check_token(request)
-        if not _state(subject):
-            raise subject_not_found(subject)
-        mode = parse_mode(await _body(request))
-        await schema_requests.send(key=subject.encode(), value=encode(
-            {"subject": subject, "action": "config", "compatibility": mode}))
-        applied = False
-        for _ in range(int(APPLY_WAIT / 0.1)):
-            if (_state(subject) or {}).get("compatibility") == mode:
-                applied = True
-                break
-            await asyncio.sleep(0.1)
-        return json_response({"compatibility": mode, "applied": applied})
+    @registry_answer
+    async def post(self, request: aioweb.Request, subject: str) -> aioweb.Response:
+        return await _compatibility(request, subject, None)

@@ -25,7 +25,8 @@ def test_every_agent_and_table_module_is_discovered() -> None:
     assert {"tier_counts", "tier_counts_per_minute", "failure_counts", "last_seen", "schema_drift",
             "schema_registry", "event_log", "source_status"} <= set(app.tables)
     assert {"/", "/metrics", "/stats/", "/stats/{group}/{dataset}/", "/sources/", "/events/", "/schemas/subjects",
-            "/schemas/config/{subject}", "/_atlas/local/{kind}/"} <= set(app.web.views)
+            "/schemas/config/{subject}", "/schemas/config", "/schemas/mode", "/schemas/schemas/ids/{schema_id}",
+            "/schemas/subjects/{subject}/versions/{version}/features", "/_atlas/local/{kind}/"} <= set(app.web.views)
 
 
 def test_raw_topics_come_from_the_contracts() -> None:

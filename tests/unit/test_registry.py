@@ -10,13 +10,18 @@ import pytest
 
 from atlas_stream.model import Feature, parse_dtype
 from atlas_stream.registry import (
+    CONFIG_KEY,
     MODES,
+    assign_schema_ids,
     can_read,
     check_compatibility,
+    effective_mode,
     fingerprint,
+    is_subject,
     get_version,
     latest,
     register,
+    schema_ids,
     set_compatibility,
 )
 
@@ -154,16 +159,58 @@ def test_none_accepts_anything() -> None:
     assert (result.outcome, result.version, result.problems) == ("registered", 2, [])
 
 
-def test_first_version_is_always_registered_and_new_subject_defaults_to_backward() -> None:
+def test_first_version_is_always_registered_and_new_subject_follows_the_global_mode() -> None:
     result = register(None, SUBJECT, V1, None, NOW)
     assert result.outcome == "registered" and result.version == 1 and result.problems == []
     assert result.state == {
         "subject": SUBJECT,
-        "compatibility": "BACKWARD",
-        "versions": [{"version": 1, "id": fingerprint(V1), "schema": V1, "registered_at": NOW.isoformat()}],
+        "versions": [{"version": 1, "id": fingerprint(V1), "schema_id": 1, "schema": V1,
+                      "registered_at": NOW.isoformat()}],
     }
+    assert effective_mode(result.state) == "BACKWARD" and effective_mode(result.state, "NONE") == "NONE"
     strict = register(None, SUBJECT, V1, "full_transitive", NOW)
     assert strict.outcome == "registered" and strict.state["compatibility"] == "FULL_TRANSITIVE"
+
+
+def test_a_subject_without_its_own_mode_is_checked_under_the_global_one() -> None:
+    first = register(None, SUBJECT, V1, None, NOW).state
+    add_required = CHANGES["add_required"]
+    assert register(first, SUBJECT, add_required, None, NOW).outcome == "refused"  # BACKWARD by default
+    assert register(first, SUBJECT, add_required, None, NOW, default_mode="FORWARD").outcome == "registered"
+    own = set_compatibility(first, "BACKWARD")
+    assert register(own, SUBJECT, add_required, None, NOW, default_mode="NONE").outcome == "refused"
+
+
+def test_schema_ids_are_given_once_and_shared_by_identical_schemas() -> None:
+    a1 = register(None, "a.x", V1, None, NOW).state
+    ids = schema_ids([a1])
+    assert ids == {fingerprint(V1): 1}
+    b1 = register(None, "b.y", V1, None, NOW, ids=ids).state  # same features elsewhere: same id
+    assert b1["versions"][0]["schema_id"] == 1
+    a2 = register(a1, "a.x", CHANGES["add_optional"], None, NOW, ids=schema_ids([a1, b1])).state
+    assert [v["schema_id"] for v in a2["versions"]] == [1, 2]
+    # Registering again changes nothing, ids included.
+    again = register(a2, "a.x", CHANGES["add_optional"], None, NOW, ids=schema_ids([a2, b1]))
+    assert again.outcome == "unchanged" and again.state == a2
+
+
+def test_versions_stored_before_ids_get_them_in_subject_then_version_order() -> None:
+    def old(state: dict[str, Any]) -> dict[str, Any]:
+        state = copy.deepcopy(state)
+        for v in state["versions"]:
+            del v["schema_id"]
+        return state
+
+    b = old(state_with(V1, CHANGES["add_optional"]))
+    a = old(register(None, "a.x", CHANGES["add_optional"], None, NOW).state)
+    c = register(None, "c.z", [f("z", "bool")], None, NOW, ids={"elsewhere": 7}).state
+    changed = assign_schema_ids({SUBJECT: b, "a.x": a, "c.z": c, CONFIG_KEY: {"compatibility": "FULL"}})
+    assert set(changed) == {"a.x", SUBJECT}  # c.z already has its id; the config is no subject
+    assert [v["schema_id"] for v in changed["a.x"]["versions"]] == [9]
+    assert [v["schema_id"] for v in changed[SUBJECT]["versions"]] == [10, 9]
+    assert "schema_id" not in a["versions"][0], "input untouched"
+    assert assign_schema_ids({**changed, "c.z": c}) == {}
+    assert is_subject("a.x") and not is_subject(CONFIG_KEY)
 
 
 def test_identical_schema_is_unchanged_even_when_it_is_not_the_latest() -> None:

@@ -167,13 +167,13 @@
         const to = st.to || String(versions[versions.length - 1]);
         const from = st.from || String(Math.max(1, Number(to) - 1));
         const enc = encodeURIComponent(current.subject);
-        const [ver, diff] = await Promise.all([getJSON(`/schemas/subjects/${enc}/versions/${to}`),
+        const [ver, diff] = await Promise.all([getJSON(`/schemas/subjects/${enc}/versions/${to}/features`),
           getJSON(`/schemas/subjects/${enc}/diff?from=${from}&to=${to}`)]);
         const pick = (id, value, key) => h("select", { id, onchange: e => { st[key] = e.target.value; refresh(); } },
           versions.map(v => h("option", { value: v, selected: String(v) === value }, `version ${v}`)));
-        const fields = JSON.parse(ver.schema);
+        const fields = ver.features;
         parts.push(h("div", { class: "panel" }, h("h2", {}, `${current.subject}: version ${ver.version}`),
-          h("p", { class: "muted" }, `mode ${current.compatibility} · registered ${when(ver.registered_at)} · id ${ver.id.slice(0, 12)}…`),
+          h("p", { class: "muted" }, `mode ${current.compatibility} · registered ${when(ver.registered_at)} · schema id ${ver.id} · fingerprint ${ver.fingerprint.slice(0, 12)}…`),
           table(["Field", "Type", "Required", "Constraints"], fields.map(f => h("tr", {}, h("td", {}, f.name), h("td", {}, f.dtype),
             h("td", {}, f.required ? "yes" : "no"),
             h("td", {}, h("code", {}, Object.entries(f).filter(([k]) => !["name", "dtype", "required"].includes(k))
