@@ -143,8 +143,7 @@ class KafkaCluster:
             raise BrokerUnavailable(
                 f"{self.data_dir} holds a Kafka cluster of nodes {state.get('nodes')}, not {wanted}: "
                 "start it with the same --brokers, or use another --data-dir / ATLAS_DATA_DIR")
-        cluster_id = state["cluster_id"] if state else \
-            base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = state["cluster_id"] if state else _new_cluster_id()
         for node in self.nodes:
             meta = node.log_dir / "meta.properties"
             if meta.is_file():
@@ -168,7 +167,10 @@ class KafkaCluster:
 
     def _format(self, node: _Node, cluster_id: str) -> None:
         config = self._write_config(node)
-        out = subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+        # "--cluster-id=ID": an id of an earlier run may start with "-", which a separate
+        # argument would turn into an option.
+        out = subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c",
+                                        str(config)),
                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if out.returncode != 0:
             detail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -263,6 +265,15 @@ class KafkaCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _new_cluster_id() -> str:
+    """A Kafka cluster id (a base64 UUID, as ``kafka-storage random-uuid`` makes), never starting
+    with "-" (the storage tool would read it as an option)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _pump(stream: IO[bytes], log_file: IO[str], echo: IO[str] | None) -> None:

@@ -53,7 +53,7 @@ def _kafka(tmp_path: Path, brokers: int) -> Iterator["KafkaCluster | DevBroker"]
     log = open(tmp_path / "broker-kafka.log", "w")
     cluster = KafkaCluster(data_dir=tmp_path / "broker-kafka", log=log, brokers=brokers,
                            ports=[free_port() for _ in range(brokers)])
-    cluster.start()
+    cluster.start(timeout=120)  # a busy 2-core machine can take a while to start a JVM
     try:
         yield cluster
     finally:
