@@ -1,0 +1,32 @@
+"""The PyPI fallback brokers (noida-db, Tansu) still run the core stream, for machines without
+Java (docs/brokers.md says what each lacks); the worker applies their workarounds itself."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from .harness import consume, produce
+from .sinkcheck import mixed
+from .test_core_stream import DLQ, RAW, TIERS
+
+KIND_TIER = {7: "silver", 8: "bronze", 9: "rejected"}
+
+
+@pytest.mark.parametrize("kind", ["noida", "tansu"])
+def test_the_core_stream_runs_on_a_fallback_broker(kind: str, request: pytest.FixtureRequest, metadata_dir: Path,
+                                                    start_worker) -> None:  # type: ignore[no-untyped-def]
+    broker = request.getfixturevalue(kind)
+    start_worker(broker, metadata_dir, app_id=f"atlas-{kind}")  # ATLAS_DEV_BROKER=<kind>: its workarounds
+    positions = asyncio.run(produce(broker.bootstrap, RAW, [mixed(i) for i in range(50)]))
+    want = {(RAW, p, o): KIND_TIER.get(i % 10, "gold") for i, (p, o) in enumerate(positions)}
+    tiers = {topic: tier for tier, topic in TIERS.items()}
+    got = asyncio.run(consume(broker.bootstrap, [*TIERS.values(), DLQ], lambda ms: len(ms) >= len(want), timeout=90))
+    seen = Counter((s["topic"], s["partition"], s["offset"]) for m in got if (s := orjson.loads(m.value)["source"]))
+    assert max(seen.values()) == 1 and set(seen) == set(want)
+    assert {(s["topic"], s["partition"], s["offset"]): tiers[m.topic]
+            for m in got if (s := orjson.loads(m.value)["source"])} == want
