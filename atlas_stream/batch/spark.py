@@ -317,7 +317,7 @@ def _reason(exc: BaseException, driver: str | None = None) -> str:
     if missing:
         return (f"JDBC driver {missing.group(1) or driver or ''} is not on Spark's classpath: add it to "
                 "spark.jars.packages or spark.jars (the arrow engine needs no JDBC driver)")
-    for pattern in (r"\[CANNOT_READ_FILE_FOOTER\][^\n]*", r"is not a Parquet file[^\n]*", r"CSV header does not "
+    for pattern in (r"\[CANNOT_READ_FILE_FOOTER\][^\n]*", r"\S+ is not a Parquet file[^\n]*", r"CSV header does not "
                     r"conform to the schema[^\n]*", r"Connection refused[^\n]*", r"FATAL: [^\n]*"):
         found = re.search(pattern, text)
         if found:
