@@ -47,7 +47,10 @@ class TierSplit:
         scored = self.scorer.score(raw.cols, raw.n, self.started)
         table = self._lake_table(scored, raw)
         counts = [(d["values"], d["counts"]) for d in pc.value_counts(scored.tier).to_pylist()]
-        parts = [(tier, table.filter(pc.equal(scored.tier, tier))) for tier in self.tiers]
+        rows = dict(counts)
+        # a tier with every row, or none, needs no filter pass over the whole table
+        parts = [(tier, table if rows[tier] == raw.n else table.filter(pc.equal(scored.tier, tier)))
+                 for tier in self.tiers if rows.get(tier)]
         return Scored(counts, dict(scored.failure_counts), parts)
 
     def _lake_table(self, scored: Any, raw: RawBatch) -> pa.Table:

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import AtlasError, LakeUnavailable
-from ..lake import partition_dir
+from ..lake import dataset_features, partition_dir
 from ..model import Dataset
 from ..sinks.lakefs import TMP_PREFIX, TMP_SUFFIX, Lake, temp_name
 
@@ -37,6 +37,18 @@ __all__ = ["LakeError", "LakeWriter", "Staged", "abort_run", "commit_run", "inpu
 
 #: Rows buffered per tier before a row group is written.
 ROW_GROUP_ROWS = 128 * 1024
+
+
+#: Lake columns with few distinct values per file: dictionary-encoded.
+_FEW_VALUES = ("_tier", "_failures", "_ingested_at", "_source_topic", "_source_partition")
+
+
+def dictionary_columns(dataset: Dataset) -> list[str]:
+    """Columns worth Parquet's dictionary encoding: the lake's repeated columns and features
+    with ``allowed`` values, bool or date. Identifiers, amounts, times and free text are written
+    plain: trying a dictionary on them first (pyarrow's default) took a third of the write time."""
+    few = [f.name for f in dataset_features(dataset) if f.allowed or f.dtype.name in ("bool", "date")]
+    return few + list(_FEW_VALUES)
 
 
 class LakeError(AtlasError):
@@ -119,7 +131,8 @@ class LakeWriter:
         temp = f"{folder}/{temp_name(name)}"
         try:
             stream = self.lake.open_output(temp)
-            writer = pq.ParquetWriter(stream, self.schema, compression="snappy")
+            writer = pq.ParquetWriter(stream, self.schema, compression="snappy",
+                                      use_dictionary=dictionary_columns(self.dataset))
         except (LakeUnavailable, OSError, pa.ArrowException) as exc:
             raise LakeError(f"cannot write {self.lake.full(temp)}: {_reason(exc)}") from None
         return _Part(tier, temp, f"{folder}/{name}", writer, stream, [])
