@@ -18,10 +18,12 @@ rows of a CSV line with a wrong number of fields are dropped without being count
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
 import sys
+import zipfile
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from importlib.resources import files
@@ -51,11 +53,14 @@ if TYPE_CHECKING:
 __all__ = ["JDBC_DRIVERS", "SparkError", "run_spark", "spark_session"]
 
 INSTALL = "pip install 'pyspark==4.0.5' 'pandas==2.3.3' (the spark lines of requirements.txt)"
-#: JDBC driver per SQLAlchemy backend: Maven coordinate, driver class, URL scheme.
-JDBC_DRIVERS: dict[str, tuple[str, str, str]] = {
-    "postgresql": ("org.postgresql:postgresql:42.7.4", "org.postgresql.Driver", "postgresql"),
-    "mysql": ("org.mariadb.jdbc:mariadb-java-client:3.5.1", "org.mariadb.jdbc.Driver", "mariadb"),
-    "mariadb": ("org.mariadb.jdbc:mariadb-java-client:3.5.1", "org.mariadb.jdbc.Driver", "mariadb"),
+_MARIADB = ("org.mariadb.jdbc:mariadb-java-client:3.5.1", "org.mariadb.jdbc.Driver", "mysql", "?permitMysqlScheme")
+#: JDBC driver per SQLAlchemy backend: Maven coordinate, driver class, URL scheme and options.
+#: MariaDB's driver is given a jdbc:mysql: URL: Spark picks its SQL dialect by the URL, and only
+#: the MySQL dialect quotes names with backticks (with "id", MariaDB reads the text 'id').
+JDBC_DRIVERS: dict[str, tuple[str, str, str, str]] = {
+    "postgresql": ("org.postgresql:postgresql:42.7.4", "org.postgresql.Driver", "postgresql", ""),
+    "mysql": _MARIADB,
+    "mariadb": _MARIADB,
 }
 _LOG4J = Path(str(files(__package__).joinpath("spark-log4j2.properties")))
 _ROW, _FILE = "__atlas_row", "__atlas_file"
@@ -91,7 +96,27 @@ def spark_session(master: str, packages: list[str] | None = None) -> SparkSessio
     if master.startswith("local"):
         # Python workers run this interpreter (its pyarrow and atlas_stream), not `python3` on PATH.
         spark.sparkContext.pythonExec = sys.executable
+    else:
+        # Executors on other machines get this atlas_stream (their Python needs the requirements).
+        spark.sparkContext.addPyFile(str(_package_zip()))
     return spark
+
+
+def _package_zip() -> Path:
+    """atlas_stream as a zip for ``addPyFile``, named by its content (one per code version)."""
+    root = Path(__file__).resolve().parents[1]
+    sources = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    digest = hashlib.sha256(b"".join(p.relative_to(root.parent).as_posix().encode() + p.read_bytes()
+                                     for p in sources)).hexdigest()[:12]
+    target = Path.home() / ".cache" / "atlas-stream" / "spark-pyfiles" / f"atlas_stream-{digest}.zip"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_suffix(".tmp")
+        with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sources:
+                archive.write(path, path.relative_to(root.parent).as_posix())
+        temp.replace(target)
+    return target
 
 
 def _check_master(master: str) -> None:
@@ -190,7 +215,7 @@ def _files(spark: SparkSession, contract: Contract, ds: Dataset, settings: Setti
     return _Input(frame, kind, columns, ds.path, "")
 
 
-def _jdbc_driver(db: DatabaseInput) -> tuple[str, str, str]:
+def _jdbc_driver(db: DatabaseInput) -> tuple[str, str, str, str]:
     backend = db.url.get_backend_name()
     if backend not in JDBC_DRIVERS:
         raise SparkError(f"{db.dataset.subject}: no JDBC driver for {backend} databases in --engine spark "
@@ -204,7 +229,7 @@ def _jdbc(spark: SparkSession, contract: Contract, ds: Dataset, fetch_size: int 
     from ..sources.database_config import safe_url
 
     db = DatabaseInput(contract, ds, fetch_size)
-    _, driver, scheme = _jdbc_driver(db)
+    _, driver, scheme, options = _jdbc_driver(db)
     try:  # reflection on the driver: a missing table or column is a ContractError naming it
         with db.engine.connect() as conn:
             stmt, names, _ = db.statement(conn)
@@ -217,7 +242,7 @@ def _jdbc(spark: SparkSession, contract: Contract, ds: Dataset, fetch_size: int 
 
     url = db.url
     jdbc_url = f"jdbc:{scheme}://{url.host or '127.0.0.1'}" + (f":{url.port}" if url.port else "") + \
-        f"/{url.database or ''}"
+        f"/{url.database or ''}{options}"
     try:
         frame = (spark.read.format("jdbc")
                  .options(url=jdbc_url, query=sql, driver=driver, user=url.username or "",
@@ -318,11 +343,13 @@ def _reason(exc: BaseException, driver: str | None = None) -> str:
         return (f"JDBC driver {missing.group(1) or driver or ''} is not on Spark's classpath: add it to "
                 "spark.jars.packages or spark.jars (the arrow engine needs no JDBC driver)")
     for pattern in (r"\[CANNOT_READ_FILE_FOOTER\][^\n]*", r"\S+ is not a Parquet file[^\n]*", r"CSV header does not "
-                    r"conform to the schema[^\n]*", r"Connection refused[^\n]*", r"FATAL: [^\n]*"):
+                    r"conform to the schema[^\n]*", r"Connection refused[^\n]*", r"FATAL: [^\n]*",
+                    r"java\.sql\.\w+: [^\n]*"):
         found = re.search(pattern, text)
         if found:
             return f"Spark cannot read the input: {found.group(0).strip()[:300]}"
-    return _first(exc)
+    cause = re.search(r"Job aborted due to stage failure: [^\n]*?\): ([^\n]*)", text)
+    return f"a Spark task failed: {cause.group(1).strip()[:300]}" if cause else _first(exc)
 
 
 def _first(exc: BaseException) -> str:

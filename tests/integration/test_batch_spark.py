@@ -1,6 +1,6 @@
 """``batch --engine spark`` on a real local Spark (one session per module, ``local[1]``): the same
 rows, tiers and Arrow types as ``--engine arrow``, both equal record by record to the stream's
-scorer (sample contracts, fuzzed values, a PostgreSQL table), reruns that replace, and bad input
+scorer (sample contracts, fuzzed values, PostgreSQL and MariaDB tables), reruns that replace, and bad input
 that fails in one line without committing anything."""
 
 from __future__ import annotations
@@ -17,50 +17,48 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy.engine import URL
+
+from atlas_stream.batch.spark import JDBC_DRIVERS, spark_session
+from atlas_stream.cli import main
+from atlas_stream.contracts import load_contract
+from atlas_stream.devbroker import free_port
+from atlas_stream.lake import dataset_features, lake_schema
+from atlas_stream.messages import decode_raw
+from atlas_stream.model import Dataset
+from atlas_stream.quality import DatasetScorer
+from atlas_stream.sources.database_rows import encode_row
+
+from ..unit import test_batch_fs
+from ..unit.test_batch_equivalence import FUZZ_KINDS, fuzz_value
+from ..unit.test_batch_fs import sample_rows
+from . import test_batch_database
+from .test_batch_database import ORDER_COLUMNS, contract_for, create_orders
 
 pytest.importorskip("pyspark", reason="the spark extra of requirements.txt is not installed")
 
-from atlas_stream.batch.spark import JDBC_DRIVERS, spark_session  # noqa: E402
-from atlas_stream.cli import main  # noqa: E402
-from atlas_stream.contracts import load_contract  # noqa: E402
-from atlas_stream.devbroker import free_port  # noqa: E402
-from atlas_stream.lake import dataset_features, lake_schema  # noqa: E402
-from atlas_stream.messages import decode_raw  # noqa: E402
-from atlas_stream.model import Dataset  # noqa: E402
-from atlas_stream.quality import DatasetScorer  # noqa: E402
-from atlas_stream.sources.database_rows import encode_row  # noqa: E402
-
-from ..unit.test_batch_equivalence import FUZZ_KINDS, fuzz_value  # noqa: E402
-from ..unit.test_batch_fs import sample_rows  # noqa: E402
-from .test_batch_database import ORDER_COLUMNS, contract_for, create_orders, fresh_database  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[2]
 FS_CONTRACT = ROOT / "metadata" / "ecommerce_transactions_fs.json"
+#: The fs batch tests' fixture: ATLAS_* cleared, landing folder and contracts set.
+env = test_batch_fs.env
+#: A fresh PostgreSQL or MariaDB database per test.
+db = test_batch_database.db
 
 
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
-    session = spark_session("local[1]", sorted({coord for coord, _, _ in JDBC_DRIVERS.values()}))
+    session = spark_session("local[1]", sorted({coord for coord, *_ in JDBC_DRIVERS.values()}))
     try:
         yield session
     finally:
         session.stop()
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in list(os.environ):
-        if key.startswith("ATLAS_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("ATLAS_LANDING_DIR", str(tmp_path / "landing"))
-    monkeypatch.setenv("ATLAS_METADATA_DIR", str(ROOT / "metadata"))
-    monkeypatch.setenv("ATLAS_SPARK_MASTER", "local[1]")
-    (tmp_path / "landing" / "transactions").mkdir(parents=True)
-    return tmp_path
-
-
 def batch(monkeypatch: pytest.MonkeyPatch, lake: Path, ocs: str, *args: str) -> int:
+    """``batch`` into ``lake``; the test's environment comes from test_batch_fs's ``env`` fixture."""
     monkeypatch.setenv("ATLAS_LAKE_URI", str(lake))
+    if "ATLAS_SPARK_MASTER" not in os.environ:
+        monkeypatch.setenv("ATLAS_SPARK_MASTER", "local[1]")
     return main(["batch", "--ocs", ocs, *args])
 
 
@@ -229,15 +227,16 @@ def test_fuzzed_values_three_ways(spark: Any, env: Path, monkeypatch: pytest.Mon
     assert_three_way(ds, {int(r["rid"]): r for r in records}, lakes, "rid")
 
 
-def test_database_table_three_ways(spark: Any, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with fresh_database("postgresql") as url:
-        rows = create_orders(url, 3000)
-        monkeypatch.setenv("ATLAS_RDBMS_URL", url.render_as_string(hide_password=False))
-        monkeypatch.setenv("ATLAS_METADATA_DIR", str(contract_for(env, "postgresql")))
-        lakes = [env / "arrow", env / "spark"]
-        assert batch(monkeypatch, lakes[0], "ecommerce_transactions_rdbms", "--fetch-size", "700") == 0
-        assert batch(monkeypatch, lakes[1], "ecommerce_transactions_rdbms", "--engine", "spark",
-                     "--fetch-size", "700") == 0
+def test_database_table_three_ways(spark: Any, env: Path, db: tuple[str, URL],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    kind, url = db
+    rows = create_orders(url, 3000)
+    monkeypatch.setenv("ATLAS_RDBMS_URL", url.render_as_string(hide_password=False))
+    monkeypatch.setenv("ATLAS_METADATA_DIR", str(contract_for(env, kind)))
+    lakes = [env / "arrow", env / "spark"]
+    assert batch(monkeypatch, lakes[0], "ecommerce_transactions_rdbms", "--fetch-size", "700") == 0
+    assert batch(monkeypatch, lakes[1], "ecommerce_transactions_rdbms", "--engine", "spark",
+                 "--fetch-size", "700") == 0
     ds = load_contract(ROOT / "metadata" / "ecommerce_transactions_rdbms.json").datasets[0]
     records = {row[0]: decode_raw(encode_row(ORDER_COLUMNS, row)) for row in rows}
     assert_three_way(ds, records, lakes, "order_id")
