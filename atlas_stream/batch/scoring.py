@@ -55,7 +55,7 @@ class TierSplit:
 
     def _lake_table(self, scored: Any, raw: RawBatch) -> pa.Table:
         n = raw.n
-        offsets = raw.offsets if raw.offsets is not None else range(raw.first, raw.first + n)
+        offsets = raw.offsets if raw.offsets is not None else row_numbers(raw.first, n)
         columns = [scored.features[f.name] for f in self.features] + [
             scored.tier, scored.score, scored.failures,
             pa.repeat(self.ingested, n),
@@ -64,6 +64,17 @@ class TierSplit:
             offsets if isinstance(offsets, pa.Array) else pa.array(offsets, pa.int64()),
         ]
         return pa.Table.from_arrays(columns, schema=self.schema)
+
+
+_COUNTING: list[pa.Array] = [pa.array([], pa.int64())]
+
+
+def row_numbers(first: int, n: int) -> pa.Array:
+    """``first, first + 1, ..., first + n - 1`` as int64, without a Python int per row."""
+    counting = _COUNTING[0]
+    if len(counting) < n:
+        counting = _COUNTING[0] = pa.array(range(max(n, 2 * len(counting))), pa.int64())
+    return pc.add(counting.slice(0, n), pa.scalar(first, pa.int64()))
 
 
 def add_counts(stats: dict[str, Any], tiers: list[tuple[str, int]] | dict[str, int],
