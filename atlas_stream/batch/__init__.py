@@ -2,7 +2,7 @@
 
 Modules: arrow_values (coercion), arrow_expr (rule language), arrow_transform, arrow_quality
 (scoring), scoring (tiers of a batch, shared by both engines), readers and database (inputs),
-writer (lake output), progress, run (the command), spark (``--engine spark``).
+writer (lake output), progress, run (the command), spark and spark_session (``--engine spark``).
 """
 
 from __future__ import annotations
