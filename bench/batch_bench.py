@@ -169,19 +169,19 @@ def child(args: list[str], env: dict[str, str] | None = None) -> Run:
     """Run a child process to the end: wall and CPU seconds, peak RSS. The peak is the child's
     VmHWM, read every 10 ms while it runs (ru_maxrss from wait4 would count the memory of this
     process at fork time: the child starts as a copy of it)."""
-    out = tempfile.TemporaryFile()
-    t = time.perf_counter()
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.DEVNULL)
-    peak = 0
-    while proc.poll() is None:
-        peak = max(peak, _peak_kb(proc.pid))
-        time.sleep(0.01)
-    seconds = time.perf_counter() - t
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise SystemExit(f"{args[:4]} failed with exit code {proc.returncode}")
-    out.seek(0)
-    return Run(seconds, usage.ru_utime + usage.ru_stime, peak / 1024, out.read())
+    with tempfile.TemporaryFile() as out:
+        t = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.DEVNULL)
+        peak = 0
+        while proc.poll() is None:
+            peak = max(peak, _peak_kb(proc.pid))
+            time.sleep(0.01)
+        seconds = time.perf_counter() - t
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if proc.returncode != 0:
+            raise SystemExit(f"{args[:4]} failed with exit code {proc.returncode}")
+        out.seek(0)
+        return Run(seconds, usage.ru_utime + usage.ru_stime, peak / 1024, out.read())
 
 
 def best(runs: list[Run]) -> Run:

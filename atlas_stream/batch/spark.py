@@ -19,9 +19,10 @@ rows of a CSV line with a wrong number of fields are dropped without being count
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
@@ -132,7 +133,7 @@ def _files(spark: SparkSession, contract: Contract, ds: Dataset, settings: Setti
         else:
             frame = spark.read.parquet(*paths)
             columns = list(frame.columns)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (Spark's analysis errors come in many types)
         raise SparkError(spark_reason(exc)) from None
     frame = frame.select("*", F.col("_metadata.file_path").alias(_FILE), F.monotonically_increasing_id().alias(_ROW))
     return _Input(frame, kind, columns, ds.path, "")
@@ -171,7 +172,7 @@ def _jdbc(spark: SparkSession, contract: Contract, ds: Dataset, fetch_size: int 
                  .options(url=jdbc_url, query=sql, driver=driver, user=url.username or "",
                           password=url.password or "", fetchsize=str(db.fetch_size), preferTimestampNTZ="true")
                  .load())
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (py4j and Spark raise many types)
         raise SparkError(spark_reason(exc, driver)) from None
     frame = frame.toDF(*names).select("*", F.lit(db.label).alias(_FILE), F.monotonically_increasing_id().alias(_ROW))
     return _Input(frame, "jdbc", names, f"{safe_url(url)}|{db.label}", db.label)

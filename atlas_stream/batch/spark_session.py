@@ -50,7 +50,7 @@ def spark_session(master: str, packages: list[str] | None = None) -> SparkSessio
         builder = builder.config("spark.jars.packages", ",".join(packages)).config("spark.jars.ivy", str(ivy))
     try:
         spark = builder.getOrCreate()
-    except Exception as exc:  # py4j and Spark raise many types; the first line says what went wrong
+    except Exception as exc:  # noqa: BLE001 (py4j and Spark raise many types; the first line says what went wrong)
         raise SparkError(f"Spark on {master} did not start: {_first(exc)}; check ATLAS_SPARK_MASTER"
                          + (f" and that Maven Central serves {', '.join(packages)}" if packages else "")) from None
     if master.startswith("local"):
@@ -108,9 +108,9 @@ def spark_reason(exc: BaseException, driver: str | None = None) -> str:
     if missing:
         return (f"JDBC driver {missing.group(1) or driver or ''} is not on Spark's classpath: add it to "
                 "spark.jars.packages or spark.jars (the arrow engine needs no JDBC driver)")
-    for pattern in (r"\[CANNOT_READ_FILE_FOOTER\][^\n]*", r"\S+ is not a Parquet file[^\n]*", r"CSV header does not "
-                    r"conform to the schema[^\n]*", r"Connection refused[^\n]*", r"FATAL: [^\n]*",
-                    r"java\.sql\.\w+: [^\n]*"):
+    for pattern in (r"\[CANNOT_READ_FILE_FOOTER\][^\n]*", r"\S+ is not a Parquet file[^\n]*",
+                    r"CSV header does not conform to the schema[^\n]*", r"Connection refused[^\n]*",
+                    r"FATAL: [^\n]*", r"java\.sql\.\w+: [^\n]*"):
         found = re.search(pattern, text)
         if found:
             return f"Spark cannot read the input: {found.group(0).strip()[:300]}"

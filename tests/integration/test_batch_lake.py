@@ -8,6 +8,7 @@ import csv
 import io
 import os
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -59,9 +60,7 @@ def lake_tiers(lake: Lake) -> tuple[Counter[str], list[str]]:
 def test_batch_lands_in_s3_and_webhdfs_and_reruns_replace(lake: Lake, tmp_path: Path) -> None:
     rows = sample_rows(600)
     write_csv(tmp_path / "landing" / "transactions" / "a.csv", rows)
-    from datetime import datetime, timezone
-
-    want = expected_tiers(rows, datetime.now(timezone.utc))
+    want = expected_tiers(rows, datetime.now(UTC))
     assert main(["batch", "--ocs", "ecommerce_transactions_fs"]) == 0
     first, names = lake_tiers(lake)
     assert first == want and sum(first.values()) == 600
