@@ -145,6 +145,10 @@ class Settings:
     es_bulk_docs: int = 500
     es_bulk_bytes: int = 5 * 1024 * 1024
     es_linger_seconds: float = 1.0
+    #: ATLAS_SPARK_MASTER: the Spark master of ``batch --engine spark``: ``local[*]`` (this
+    #: machine, pyspark from PyPI and Java 17+), ``local[N]``, or a cluster URL
+    #: (``spark://host:7077``, ``yarn``, ``k8s://...``).
+    spark_master: str = "local[*]"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -199,6 +203,7 @@ class Settings:
             es_bulk_docs=_int("ATLAS_ES_BULK_DOCS", get("ATLAS_ES_BULK_DOCS", "500"), 1),
             es_bulk_bytes=_int("ATLAS_ES_BULK_BYTES", get("ATLAS_ES_BULK_BYTES", str(5 * 1024 * 1024)), 1024),
             es_linger_seconds=_float("ATLAS_ES_LINGER_SECONDS", get("ATLAS_ES_LINGER_SECONDS", "1")),
+            spark_master=get("ATLAS_SPARK_MASTER", "").strip() or "local[*]",
         )
 
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Select, func, select
 from sqlalchemy.exc import DBAPIError
 
 from ..model import Contract, Dataset
@@ -23,12 +23,12 @@ from ..sources.database_rows import json_value
 from .arrow_values import Col, from_python
 from .readers import BatchInputError, RawBatch
 
-__all__ = ["DatabaseInput"]
+__all__ = ["DatabaseInput", "column_of"]
 
 _NATIVE = (str, int, float, bool, type(None))
 
 
-def _column(values: list[Any]) -> Col:
+def column_of(values: list[Any]) -> Col:
     return Col(from_python([v if isinstance(v, _NATIVE) else json_value(v) for v in values]))
 
 
@@ -57,27 +57,33 @@ class DatabaseInput:
         return BatchInputError(f"database {safe_url(self.url)} unreachable ({reason}); check that the server "
                                f"runs, and source_config in {self.contract.file}")
 
+    def statement(self, conn: Connection) -> tuple[Select[Any], list[str], Any]:
+        """The SELECT of every wanted column (labelled with the contract's names, in primary-key
+        order when there is one), those names, and the table or query it reads."""
+        plan = plan_source(conn, self.contract, self.opts)
+        wanted = [c for c, key in zip(plan.columns, plan.keys) if key in self.opts.columns]
+        names = [key for key in plan.keys if key in self.opts.columns]
+        stmt = select(*wanted).select_from(plan.source)
+        order = list(plan.pk) or ([plan.inc] if plan.inc is not None else [])
+        if order:
+            stmt = stmt.order_by(*order)
+        return stmt, names, plan.source
+
     def batches(self) -> Iterator[RawBatch]:
         try:
             conn = self.engine.connect()
         except DBAPIError as exc:
             raise self._unreachable(exc) from None
         try:
-            plan = plan_source(conn, self.contract, self.opts)
-            wanted = [c for c, key in zip(plan.columns, plan.keys) if key in self.opts.columns]
-            names = [key for key in plan.keys if key in self.opts.columns]
-            self.total = int(conn.execute(select(func.count()).select_from(plan.source)).scalar_one())
-            stmt = select(*wanted).select_from(plan.source)
-            order = list(plan.pk) or ([plan.inc] if plan.inc is not None else [])
-            if order:
-                stmt = stmt.order_by(*order)
+            stmt, names, source = self.statement(conn)
+            self.total = int(conn.execute(select(func.count()).select_from(source)).scalar_one())
             result = conn.execution_options(stream_results=True, yield_per=self.fetch_size).execute(stmt)
             row = 0
             while True:
                 rows = result.fetchmany(self.fetch_size)
                 if not rows:
                     break
-                cols = {name: _column([r[j] for r in rows]) for j, name in enumerate(names)}
+                cols = {name: column_of([r[j] for r in rows]) for j, name in enumerate(names)}
                 yield RawBatch(cols, len(rows), self.label, row, row + len(rows))
                 row += len(rows)
         except DBAPIError as exc:

@@ -54,7 +54,7 @@ class RawBatch:
     skipped: int = 0
     problems: list[str] = field(default_factory=list)
     #: Row numbers of the rows when they are not ``first, first + 1, ...`` (bad lines skipped).
-    offsets: list[int] | None = None
+    offsets: list[int] | pa.Array | None = None
 
 
 def find_files(dataset: Dataset, contract: Contract) -> list[Path]:
@@ -114,6 +114,24 @@ class FileInput:
         for path in self.files:
             if self.options.format_of(path.name) is None:
                 raise BatchInputError(f"{path}: unknown format (set source.format to csv, jsonl, json or parquet)")
+        self.headers = self._same_columns()
+
+    def _same_columns(self) -> dict[Path, list[str]]:
+        """Every CSV file's header, checked before any row is read: a column missing in one of
+        many files fails the run (its rows would all be rejected for a reason the data lacks)."""
+        if not self.options.csv.header:
+            return {}
+        headers = {p: self._header(p) for p in self.files if self.options.format_of(p.name) == "csv"}
+        union: dict[str, Path] = {}
+        for path, names in headers.items():
+            for name in names:
+                union.setdefault(name, path)
+        for path, names in headers.items():
+            missing = [name for name in union if name not in names]
+            if missing:
+                raise BatchInputError(f"{path}: has no column {missing[0]!r}, which {union[missing[0]]} has: every "
+                                      f"file of {self.dataset.subject} needs the same columns")
+        return headers
 
     def batches(self) -> Iterator[RawBatch]:
         before = 0
@@ -195,10 +213,14 @@ class FileInput:
 
     def _json(self, path: Path, before: int, array: bool) -> Iterator[RawBatch]:
         reader = read_json if array else read_jsonl
-        row = 0
+        row = good = 0
         for chunk in reader(path, str(path), Resume(), self.rows, self.max_line):
             rows = [item for item in chunk.items if not isinstance(item, Bad)]
             bad = [item.error for item in chunk.items if isinstance(item, Bad)]
+            good += len(rows)
+            if bad and not good:
+                raise BatchInputError(f"{path}: is not {'a JSON array' if array else 'JSON lines'} as the contract "
+                                      f"declares ({bad[0]})")
             yield RawBatch(columns_from_records([r.record for r in rows]), len(rows), str(path), row,
                            before + chunk.resume.offset, len(bad), bad[:5], [r.ordinal for r in rows])
             row = chunk.resume.next

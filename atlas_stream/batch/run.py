@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import os
+import sys
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,24 +19,22 @@ from datetime import datetime, timezone
 from typing import Any, Iterator, Protocol
 
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..contracts import contract_for_group
 from ..errors import AtlasError, ConfigError
-from ..lake import dataset_features, lake_schema
 from ..messages import record_key
 from ..model import Contract, Dataset
 from ..settings import Settings
+from ..sinks.lakefs import open_lake
 from ..topics import raw_topic
-from .arrow_quality import BatchScorer, ScoredBatch
 from .arrow_values import json_default
 from .progress import Progress, Summary
 from .readers import FileInput, RawBatch
 from .records import records_from_columns
+from .scoring import Scored, TierSplit, add_counts
 from .writer import LakeWriter
 
-__all__ = ["BATCH_KINDS", "run_batch"]
+__all__ = ["BATCH_KINDS", "run_batch", "run_id"]
 
 BATCH_KINDS = ("fs", "rdbms")
 #: Rows per batch for Parquet, JSON and databases when neither --fetch-size nor the contract says.
@@ -85,12 +83,20 @@ def run_batch(args: argparse.Namespace, settings: Settings) -> int:
                           f"command reads {' and '.join(BATCH_KINDS)} contracts")
     if args.fetch_size is not None and args.fetch_size < 1:
         raise ConfigError(f"--fetch-size {args.fetch_size}: must be at least 1")
+    if args.max_rejected is not None and not 0 <= args.max_rejected <= 1:
+        raise ConfigError(f"--max-rejected {args.max_rejected}: a share between 0 and 1 (0.05 is 5 %)")
+    if args.engine == "spark" and args.to_kafka:
+        raise ConfigError("--to-kafka publishes with the arrow engine only: drop --engine spark")
     datasets = _datasets(contract, args.dataset)
     started = datetime.now(timezone.utc)
     summary = Summary(contract.group, "kafka" if args.to_kafka else "lake")
     clock = time.monotonic()
     try:
-        for ds in datasets:
+        if args.engine == "spark":
+            from .spark import run_spark
+
+            run_spark(contract, datasets, settings, args.fetch_size, started, summary)
+        for ds in datasets if args.engine == "arrow" else ():
             source, key = _input(contract, ds, settings, args.fetch_size)
             if args.to_kafka:
                 asyncio.run(_publish(source, ds, settings, summary))
@@ -104,7 +110,19 @@ def run_batch(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(summary.to_json(), indent=2))
     else:
         print(summary.text())
-    return 0
+    return _rejected_check(summary, args.max_rejected)
+
+
+def _rejected_check(summary: Summary, limit: float | None) -> int:
+    """3 (and a line on stderr) when a dataset's rejected share is above ``--max-rejected``."""
+    if limit is None or summary.mode != "lake":
+        return 0
+    over = [(name, d["tiers"].get("rejected", 0) / d["rows"]) for name, d in summary.datasets.items() if d["rows"]]
+    over = [(name, share) for name, share in over if share > limit]
+    for name, share in over:
+        print(f"batch: {summary.group}.{name}: {share:.1%} of the rows were rejected, above --max-rejected "
+              f"{limit:.1%}", file=sys.stderr)
+    return 3 if over else 0
 
 
 def _count(summary: Summary, ds: Dataset, raw: RawBatch) -> dict[str, Any]:
@@ -115,46 +133,35 @@ def _count(summary: Summary, ds: Dataset, raw: RawBatch) -> dict[str, Any]:
     return stats
 
 
+def run_id(started: datetime) -> str:
+    return started.strftime("%Y%m%dT%H%M%S%fZ")
+
+
 def _to_lake(source: Input, key: str, ds: Dataset, settings: Settings, started: datetime, summary: Summary) -> None:
     """Read, score and write one dataset. Batches are scored by a small thread pool (Arrow's
     kernels release the GIL) while this thread writes the previous ones, in input order; at most
     ``WORKERS + 1`` batches are in memory at a time."""
-    features = dataset_features(ds)
-    schema = lake_schema(features)
-    scorer = BatchScorer(ds.schema, ds.quality, ds.transformations, ds.source_features, ds.null_values)
-    run_id = started.strftime("%Y%m%dT%H%M%S%fZ")
-    writer = LakeWriter(settings.lake_uri, ds, schema, key, run_id, started.date().isoformat())
+    split = TierSplit(ds, started)
+    lake = open_lake(settings.lake_uri, s3_endpoint=settings.s3_endpoint)
+    writer = LakeWriter(lake, ds, split.schema, key, run_id(started), started.date().isoformat())
     writer.check()
-    tiers = [t for t in ("gold", "silver", "bronze", "rejected") if t in ds.destination.parquet_tiers]
-    ingested = pa.scalar(started, pa.timestamp("us", tz="UTC"))
     progress = Progress(ds.subject, source.total, source.unit)
 
-    def score(raw: RawBatch) -> tuple[ScoredBatch, list[tuple[str, pa.Table]]] | None:
-        if not raw.n:
-            return None
-        scored = scorer.score(raw.cols, raw.n, started)
-        table = _lake_table(scored, features, schema, raw, ingested)
-        return scored, [(tier, table.filter(pc.equal(scored.tier, tier))) for tier in tiers]
-
-    def finish(raw: RawBatch, job: Future[Any]) -> None:
+    def finish(raw: RawBatch, job: Future[Scored | None]) -> None:
         stats = _count(summary, ds, raw)
-        result = job.result()
-        if result is not None:
-            scored, parts = result
-            for tier, count in _tier_counts(scored):
-                stats["tiers"][tier] = stats["tiers"].get(tier, 0) + count
-            for name, count in scored.failure_counts.items():
-                stats["failures"][name] = stats["failures"].get(name, 0) + count
-            for tier, part in parts:
+        scored = job.result()
+        if scored is not None:
+            add_counts(stats, scored.tiers, scored.failures)
+            for tier, part in scored.parts:
                 writer.write(tier, part)
         progress.update(raw.n, raw.done, source.total)
 
-    pending: deque[tuple[RawBatch, Future[Any]]] = deque()
+    pending: deque[tuple[RawBatch, Future[Scored | None]]] = deque()
     try:
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="atlas-batch") as pool:
             try:
                 for raw in source.batches():
-                    pending.append((raw, pool.submit(score, raw)))
+                    pending.append((raw, pool.submit(split.score, raw)))
                     while len(pending) > WORKERS:
                         finish(*pending.popleft())
                 while pending:
@@ -168,24 +175,6 @@ def _to_lake(source: Input, key: str, ds: Dataset, settings: Settings, started: 
         raise
     finally:
         progress.close()
-
-
-def _tier_counts(scored: ScoredBatch) -> list[tuple[str, int]]:
-    return [(d["values"], d["counts"]) for d in pc.value_counts(scored.tier).to_pylist()]
-
-
-def _lake_table(scored: ScoredBatch, features: Any, schema: pa.Schema, raw: RawBatch,
-                ingested: pa.Scalar) -> pa.Table:
-    n = raw.n
-    offsets = raw.offsets if raw.offsets is not None else range(raw.first, raw.first + n)
-    columns = [scored.features[f.name] for f in features] + [
-        scored.tier, scored.score, scored.failures,
-        pa.repeat(ingested, n),
-        pa.repeat(pa.scalar(raw.source, pa.string()), n),
-        pa.repeat(pa.scalar(0, pa.int32()), n),
-        pa.array(offsets, pa.int64()),
-    ]
-    return pa.Table.from_arrays(columns, schema=schema)
 
 
 async def _publish(source: Input, ds: Dataset, settings: Settings, summary: Summary) -> None:

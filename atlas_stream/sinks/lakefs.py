@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from ..errors import LakeUnavailable, SettingsError
 
-__all__ = ["FileEntry", "Lake", "LakeUnavailable", "SCHEMES", "open_lake"]
+__all__ = ["FileEntry", "Lake", "LakeUnavailable", "SCHEMES", "TMP_PREFIX", "TMP_SUFFIX", "open_lake", "temp_name"]
 
 SCHEMES = ("file", "s3", "hdfs", "webhdfs", "swebhdfs")
 #: A file being published is uploaded under this prefix and suffix first, in the same folder
@@ -30,6 +30,12 @@ SCHEMES = ("file", "s3", "hdfs", "webhdfs", "swebhdfs")
 TMP_PREFIX, TMP_SUFFIX = "_tmp.", ".tmp"
 _COPY_CHUNK = 8 * 1024 * 1024
 T = TypeVar("T")
+
+
+def temp_name(base: str) -> str:
+    """The temporary name a file called ``base`` is written under, in the same folder, until it is
+    committed: the one convention of the sinks, the publish step and the batch writer."""
+    return f"{TMP_PREFIX}{base}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,7 @@ class Lake:
         if self.exists(rel):
             raise FileExistsError(f"{self.uri}: {dst} already exists")
         folder, base = self._parent(dst), dst.rsplit("/", 1)[-1]
-        tmp = f"{folder.rstrip('/')}/{TMP_PREFIX}{base}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}"
+        tmp = f"{folder.rstrip('/')}/{temp_name(base)}"
         self._mkdirs(folder)
         try:
             self._upload(local_path, tmp)

@@ -200,3 +200,32 @@ def test_progress_bar_on_a_terminal() -> None:
     bar.close()
     text = out.getvalue()
     assert "100%" in text and "100 rows" in text and "rows/s" in text
+
+
+def test_max_rejected_fails_the_run_with_the_summary(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = sample_rows(1000)
+    write_csv(env / "landing" / "transactions" / "a.csv", rows)
+    rejected = expected_tiers(rows, datetime.now(timezone.utc))["rejected"] / len(rows)
+    assert 0.02 < rejected < 0.5
+    assert run("--max-rejected", f"{rejected + 0.01:.3f}") == 0
+    capsys.readouterr()
+    assert run("--json", "--max-rejected", f"{rejected - 0.01:.3f}") == 3
+    out, err = capsys.readouterr()
+    assert json.loads(out)["datasets"]["transactions"]["tiers"]["rejected"] == round(rejected * 1000)
+    assert f"{rejected:.1%} of the rows were rejected, above --max-rejected" in err
+    assert len(lake_rows(env / "lake")) == 1000, "the rows are committed; the exit code tells the scheduler"
+    assert run("--max-rejected", "5") == 2
+    assert "between 0 and 1" in capsys.readouterr().err
+
+
+def test_spark_engine_without_pyspark_says_what_to_install(env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    write_csv(env / "landing" / "transactions" / "a.csv", sample_rows(10))
+    monkeypatch.setitem(sys.modules, "pyspark", None)
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)
+    assert run("--engine", "spark") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--engine spark needs pyspark: pip install" in err
+    assert not (env / "lake").exists() or not list((env / "lake").rglob("*.parquet"))

@@ -17,6 +17,8 @@ def test_defaults_work_on_a_fresh_machine() -> None:
     assert s.metadata_dir == Path("metadata") and s.web_port == 6066 and s.es_url is None
     assert s.lake_uri == (Path.cwd() / "lake").as_uri()
     assert not s.embedded_broker and s.gateway_port == 8765
+    assert s.spark_master == "local[*]"
+    assert Settings.from_env({"ATLAS_SPARK_MASTER": " spark://m:7077 "}).spark_master == "spark://m:7077"
 
 
 @pytest.mark.parametrize(("env", "message"), [
