@@ -4,7 +4,7 @@ rows are rejected, with the summary attached as metadata.
 
 ``batch --json --max-rejected 0.05`` prints the summary as JSON and exits 3 when the rejected
 share is above the limit, 2 on bad input (one ``error:`` line on stderr). Load it with
-``dagster dev -f examples/dagster_batch_asset.py`` from the Atlas Stream checkout.
+``dagster dev -f docs/examples/dagster_batch_asset.py`` from the Atlas Stream checkout.
 """
 
 from __future__ import annotations
