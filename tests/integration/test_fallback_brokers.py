@@ -4,6 +4,7 @@ Java (docs/brokers.md says what each lacks); the worker applies their workaround
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +22,7 @@ KIND_TIER = {7: "silver", 8: "bronze", 9: "rejected"}
 def test_the_core_stream_runs_on_a_fallback_broker(kind: str, request: pytest.FixtureRequest, metadata_dir: Path,
                                                     start_worker) -> None:  # type: ignore[no-untyped-def]
     broker = request.getfixturevalue(kind)
-    start_worker(broker, metadata_dir, app_id=f"atlas-{kind}")  # ATLAS_DEV_BROKER=<kind>: its workarounds
+    worker = start_worker(broker, metadata_dir, app_id=f"atlas-{kind}")  # ATLAS_DEV_BROKER=<kind>: its workarounds
     positions = asyncio.run(produce(broker.bootstrap, RAW, [mixed(i) for i in range(50)]))
     want = {(RAW, p, o): KIND_TIER.get(i % 10, "gold") for i, (p, o) in enumerate(positions)}
     tiers = {topic: tier for tier, topic in TIERS.items()}
@@ -30,3 +31,4 @@ def test_the_core_stream_runs_on_a_fallback_broker(kind: str, request: pytest.Fi
     assert max(seen.values()) == 1 and set(seen) == set(want)
     assert {(s["topic"], s["partition"], s["offset"]): tiers[m.topic]
             for m in got if (s := orjson.loads(m.value)["source"])} == want
+    worker.stop(signal.SIGKILL)  # a graceful stop on these brokers takes half a minute; not what is tested here
