@@ -18,16 +18,28 @@ def main() -> int:
         return cli_main(sys.argv[1:])
     # The broker, contracts and up commands must work without loading the app (a bad contract
     # is reported by them, not by a traceback); everything else is Faust's command line.
-    from atlas_stream.errors import ConfigError
+    from atlas_stream.errors import ConfigError, SettingsError
 
     try:
         from atlas_stream.app import app, settings
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        print("fix the contract (check with `python -m atlas_stream contracts`), then start again",
-              file=sys.stderr)
+        if not isinstance(exc, SettingsError):
+            print("fix the contract (check with `python -m atlas_stream contracts`), then start again",
+                  file=sys.stderr)
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
+    if "worker" in sys.argv[1:2]:
+        # Faust retries a refused login forever with a traceback each time: try it once here.
+        import asyncio
+
+        from atlas_stream.kafka_security import check_kafka
+
+        try:
+            asyncio.run(check_kafka(settings.bootstrap_servers, settings.kafka_security))
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     app.main()
     return 0
 

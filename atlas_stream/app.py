@@ -8,6 +8,7 @@ from typing import Any
 import faust
 
 from . import faust_fixes
+from .kafka_security import faust_credentials
 from .pipeline import Catalog, load_catalog
 from .settings import Settings, get_settings
 
@@ -68,6 +69,8 @@ def faust_settings(s: Settings) -> dict[str, Any]:
         "broker_session_timeout": s.broker_session_timeout,
         "broker_heartbeat_interval": min(3.0, s.broker_session_timeout / 10),
         "table_cleanup_interval": 30.0,
+        # TLS/SASL for Faust's consumer, producer and admin client (ATLAS_KAFKA_*); None: plaintext.
+        "broker_credentials": faust_credentials(s.kafka_security),
     }
     conf.update(dev_profile(s))
     return conf

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Mapping
 
 from .errors import SettingsError
+from .kafka_security import KafkaSecurity
+from .redact import redact_url
 
 __all__ = ["DEV_BROKERS", "Settings", "get_settings"]
 
@@ -64,7 +66,10 @@ class Settings:
     """Atlas Stream configuration. Defaults work on a fresh machine with the development broker.
 
     Fixed names (public interface): ATLAS_BROKER, ATLAS_METADATA_DIR, ATLAS_DATA_DIR,
-    ATLAS_LAKE_URI, ATLAS_ES_URL, ATLAS_WEB_PORT, ATLAS_EMBEDDED_BROKER.
+    ATLAS_LAKE_URI, ATLAS_ES_URL, ATLAS_WEB_PORT, ATLAS_EMBEDDED_BROKER, ATLAS_KAFKA_SECURITY_PROTOCOL,
+    ATLAS_KAFKA_SASL_MECHANISM, ATLAS_KAFKA_SASL_USERNAME, ATLAS_KAFKA_SASL_PASSWORD,
+    ATLAS_KAFKA_SSL_CAFILE, ATLAS_KAFKA_SSL_CERTFILE, ATLAS_KAFKA_SSL_KEYFILE, ATLAS_ES_API_KEY,
+    ATLAS_ES_USERNAME, ATLAS_ES_PASSWORD, ATLAS_ES_CA_CERTS, ATLAS_ES_CLOUD_ID.
     """
 
     #: ATLAS_BROKER: Kafka bootstrap servers as Faust URLs, ``;``-separated for several.
@@ -76,7 +81,7 @@ class Settings:
     #: ATLAS_LAKE_URI: root of the data lake (file://, s3://, hdfs://, webhdfs://).
     lake_uri: str = ""
     #: ATLAS_ES_URL: Elasticsearch URL; unset means no Elasticsearch sink.
-    es_url: str | None = None
+    es_url: str | None = field(default=None, repr=False)  # may hold a password: see describe()
     #: ATLAS_WEB_PORT: Faust web server port (stats, registry, dashboard).
     web_port: int = 6066
     #: ATLAS_WEB_HOST: address the web server binds.
@@ -145,6 +150,32 @@ class Settings:
     es_bulk_docs: int = 500
     es_bulk_bytes: int = 5 * 1024 * 1024
     es_linger_seconds: float = 1.0
+    #: ATLAS_KAFKA_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (every Kafka client).
+    kafka_security_protocol: str = "PLAINTEXT"
+    #: ATLAS_KAFKA_SASL_MECHANISM: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols).
+    kafka_sasl_mechanism: str | None = None
+    #: ATLAS_KAFKA_SASL_USERNAME / ATLAS_KAFKA_SASL_PASSWORD: the SASL login (the password is never logged).
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    #: ATLAS_KAFKA_SSL_CAFILE: PEM file of the CA(s) that signed the brokers' certificates
+    #: (unset: the system's trusted CAs).
+    kafka_ssl_cafile: str | None = None
+    #: ATLAS_KAFKA_SSL_CERTFILE / ATLAS_KAFKA_SSL_KEYFILE: client certificate and key (mutual TLS).
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    #: ATLAS_ES_API_KEY: Elasticsearch API key (the base64 ``id:key`` form); never logged.
+    es_api_key: str | None = field(default=None, repr=False)
+    #: ATLAS_ES_USERNAME / ATLAS_ES_PASSWORD: Elasticsearch basic authentication (password never logged).
+    es_username: str | None = None
+    es_password: str | None = field(default=None, repr=False)
+    #: ATLAS_ES_CA_CERTS: PEM file of the CA that signed Elasticsearch's certificate.
+    es_ca_certs: str | None = None
+    #: ATLAS_ES_CLOUD_ID: Elastic Cloud deployment id (instead of, or besides, ATLAS_ES_URL).
+    es_cloud_id: str | None = None
+    #: ATLAS_S3_REGION: region of an s3:// lake (unset: AWS_REGION / the AWS configuration).
+    s3_region: str | None = None
+    #: ATLAS_S3_CA_FILE: PEM CA bundle that verifies the S3 endpoint's TLS certificate.
+    s3_ca_file: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -160,6 +191,10 @@ class Settings:
         if not broker:
             raise SettingsError("ATLAS_BROKER is empty: set it to e.g. kafka://127.0.0.1:9092")
         es_url = get("ATLAS_ES_URL", "").strip() or None
+        kafka = KafkaSecurity.build({key: get(env_name) for key, env_name in _KAFKA_ENV.items()}, _KAFKA_ENV)
+        es_username, es_password = _opt(get, "ATLAS_ES_USERNAME"), get("ATLAS_ES_PASSWORD", "") or None
+        if bool(es_username) != bool(es_password):
+            raise SettingsError("ATLAS_ES_USERNAME and ATLAS_ES_PASSWORD go together: set both or neither")
         return cls(
             broker=broker,
             metadata_dir=Path(get("ATLAS_METADATA_DIR", "metadata")).expanduser(),
@@ -199,7 +234,28 @@ class Settings:
             es_bulk_docs=_int("ATLAS_ES_BULK_DOCS", get("ATLAS_ES_BULK_DOCS", "500"), 1),
             es_bulk_bytes=_int("ATLAS_ES_BULK_BYTES", get("ATLAS_ES_BULK_BYTES", str(5 * 1024 * 1024)), 1024),
             es_linger_seconds=_float("ATLAS_ES_LINGER_SECONDS", get("ATLAS_ES_LINGER_SECONDS", "1")),
+            kafka_security_protocol=kafka.protocol,
+            kafka_sasl_mechanism=kafka.sasl_mechanism,
+            kafka_sasl_username=kafka.sasl_username,
+            kafka_sasl_password=kafka.sasl_password,
+            kafka_ssl_cafile=kafka.ssl_cafile,
+            kafka_ssl_certfile=kafka.ssl_certfile,
+            kafka_ssl_keyfile=kafka.ssl_keyfile,
+            es_api_key=_opt(get, "ATLAS_ES_API_KEY"),
+            es_username=es_username,
+            es_password=es_password,
+            es_ca_certs=_opt(get, "ATLAS_ES_CA_CERTS"),
+            es_cloud_id=_opt(get, "ATLAS_ES_CLOUD_ID"),
+            s3_region=_opt(get, "ATLAS_S3_REGION"),
+            s3_ca_file=_opt(get, "ATLAS_S3_CA_FILE"),
         )
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """TLS/SASL settings of every Kafka client (worker, gateway, pollers, probes, admin)."""
+        return KafkaSecurity(self.kafka_security_protocol, self.kafka_sasl_mechanism, self.kafka_sasl_username,
+                             self.kafka_sasl_password, self.kafka_ssl_cafile, self.kafka_ssl_certfile,
+                             self.kafka_ssl_keyfile, names=dict(_KAFKA_ENV))
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -212,10 +268,32 @@ class Settings:
         return out
 
     def describe(self) -> dict[str, str]:
-        """Settings as strings for logs (the admin token is masked)."""
+        """Settings as strings for logs: secrets say only "set" or "unset", URLs lose their password."""
         out = {f.name: str(getattr(self, f.name)) for f in fields(self)}
-        out["admin_token"] = "set" if self.admin_token else "unset"
+        for name in _SECRETS:
+            out[name] = "set" if getattr(self, name) else "unset"
+        out["es_url"] = redact_url(self.es_url) if self.es_url else "None"
+        out["broker"] = redact_url(self.broker)
+        out["lake_uri"] = redact_url(self.lake_uri)
         return out
+
+
+_SECRETS = ("admin_token", "kafka_sasl_password", "es_api_key", "es_password")
+
+#: KafkaSecurity field -> the environment variable that sets it (named in every error).
+_KAFKA_ENV = {
+    "protocol": "ATLAS_KAFKA_SECURITY_PROTOCOL",
+    "sasl_mechanism": "ATLAS_KAFKA_SASL_MECHANISM",
+    "sasl_username": "ATLAS_KAFKA_SASL_USERNAME",
+    "sasl_password": "ATLAS_KAFKA_SASL_PASSWORD",
+    "ssl_cafile": "ATLAS_KAFKA_SSL_CAFILE",
+    "ssl_certfile": "ATLAS_KAFKA_SSL_CERTFILE",
+    "ssl_keyfile": "ATLAS_KAFKA_SSL_KEYFILE",
+}
+
+
+def _opt(get, name: str) -> str | None:  # type: ignore[no-untyped-def]
+    return get(name, "").strip() or None
 
 
 @lru_cache(maxsize=1)
