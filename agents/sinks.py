@@ -50,13 +50,17 @@ async def _event(kind: str, source: str, detail: dict[str, Any]) -> None:
 
 
 def _make_router() -> SinkRouter:
-    lake = open_lake(settings.lake_uri, s3_endpoint=settings.s3_endpoint)
+    lake = open_lake(settings.lake_uri, s3_endpoint=settings.s3_endpoint, s3_region=settings.s3_region,
+                     s3_ca_file=settings.s3_ca_file)
     es = None
-    if settings.es_url:
-        from atlas_stream.sinks.elasticsearch import ElasticsearchSink
+    if settings.es_url or settings.es_cloud_id:
+        from atlas_stream.sinks.elasticsearch import ElasticsearchSink, connection_options
 
+        options = connection_options(api_key=settings.es_api_key, username=settings.es_username,
+                                     password=settings.es_password, ca_certs=settings.es_ca_certs,
+                                     cloud_id=settings.es_cloud_id)
         es = ElasticsearchSink(settings.es_url, max_docs=settings.es_bulk_docs, max_bytes=settings.es_bulk_bytes,
-                               linger_seconds=settings.es_linger_seconds)
+                               linger_seconds=settings.es_linger_seconds, client_options=options)
     limits = Limits(flush_seconds=settings.sink_flush_seconds, flush_rows=settings.sink_flush_rows,
                     flush_bytes=settings.sink_flush_bytes, rotate_seconds=settings.sink_rotate_seconds,
                     rotate_rows=settings.sink_rotate_rows, rotate_bytes=settings.sink_rotate_bytes)
@@ -65,7 +69,7 @@ def _make_router() -> SinkRouter:
                       commit=_commit, send=_send, event=_event, max_message_bytes=settings.max_message_bytes)
 
 
-_routes = routes_for(catalog, parquet=True, elasticsearch=bool(settings.es_url)) if settings.sink_enabled else {}
+_routes = routes_for(catalog, parquet=True, elasticsearch=bool(settings.es_url or settings.es_cloud_id)) if settings.sink_enabled else {}
 _router: SinkRouter | None = None
 _router_lock = asyncio.Lock()
 

@@ -20,6 +20,7 @@ from atlas_stream.kafka_admin import ensure_topics
 
 from .conftest import HERE
 from .harness import ROOT, Worker, consume, poller_env, produce, worker_env
+from .secrets_check import leaks, secret
 from .tls_fixtures import SecureKafka, secure_kafka  # noqa: F401
 
 TIERS = ("gold", "silver", "bronze", "rejected")
@@ -115,6 +116,7 @@ def test_worker_gateway_and_poller_work_over_sasl_ssl(secure_kafka: SecureKafka,
             gateway.wait(30)
         worker.stop()
     assert "Traceback" not in worker.log()
+    assert leaks(tmp_path) == []  # worker, gateway and poller logs
 
 
 def _source_env(sk: SecureKafka) -> dict[str, str]:
@@ -129,7 +131,7 @@ def _port() -> int:
 
 
 @pytest.mark.parametrize(("override", "setting"), [
-    ({"ATLAS_KAFKA_SASL_PASSWORD": "wrong-password-31337"}, "ATLAS_KAFKA_SASL_PASSWORD"),
+    ({"ATLAS_KAFKA_SASL_PASSWORD": secret("wrong-password-31337")}, "ATLAS_KAFKA_SASL_PASSWORD"),
     ({"ATLAS_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512"}, "ATLAS_KAFKA_SASL_MECHANISM"),
     ({"ATLAS_KAFKA_SSL_CAFILE": "other"}, "ATLAS_KAFKA_SSL_CAFILE"),
 ])
@@ -151,5 +153,5 @@ def test_bad_credentials_stop_every_process_at_start_with_one_line(secure_kafka:
         assert len(errors) == 1 and setting in errors[0], f"{name}: {out.stderr[-3000:]}"
         assert "Traceback" not in out.stderr, name
         assert time.monotonic() - started < 45, name
-        for secret in (sk.password, "wrong-password-31337"):
-            assert secret not in out.stdout + out.stderr, name
+        for password in (sk.password, "wrong-password-31337"):
+            assert password not in out.stdout + out.stderr, name

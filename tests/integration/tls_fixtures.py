@@ -20,6 +20,8 @@ from cryptography.x509.oid import NameOID
 from atlas_stream.devbroker import choose_dev_broker, free_port
 from atlas_stream.devkafka import KafkaCluster
 
+from .secrets_check import secret
+
 USER = "alice"
 
 
@@ -101,7 +103,7 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKaf
     _, _, other = make_ca(tmp, "Other CA")
     store_password = secrets.token_hex(8)
     store = make_server_cert(tmp, ca_key, ca_cert, store_password)
-    password = "alice-" + secrets.token_hex(8)
+    password = secret("alice-" + secrets.token_hex(8))
     port = free_port()
     extra = {
         "ssl.keystore.type": "PKCS12", "ssl.keystore.location": str(store),
