@@ -38,7 +38,7 @@ def _features_for(dataset: Dataset, version: int | None) -> tuple[Feature, ...]:
 async def _commit(offsets: dict[tuple[str, int], int]) -> None:
     # Faust has no public call to commit chosen offsets; its driver's _commit is what Faust's own
     # commit uses once it has worked the offsets out from acks (faust/transport/consumer.py).
-    await app.consumer._commit({TP(t, p): off for (t, p), off in offsets.items()})
+    await app.consumer._commit({TP(t, p): off for (t, p), off in offsets.items()})  # type: ignore[attr-defined]
 
 
 async def _send(topic: str, key: bytes | None, value: bytes) -> None:
@@ -115,7 +115,7 @@ if _routes:
         if _router is not None:
             await _router.tick()
 
-    @app.on_rebalance_complete.connect
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # Faust's stub types sync receivers only
     async def seek_sink_partitions_to_lake(app: Any, **kwargs: Any) -> None:
         """Recover newly assigned tier partitions from the lake and start them where it ends.
 
@@ -136,7 +136,7 @@ if _routes:
             log.info("sink: seeking %s to where the lake ends", ", ".join(
                 f"{t}[{p}] -> {off}" for (t, p), off in sorted(positions.items())))
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust's stub types sync receivers only
     async def forget_revoked_sink_partitions(app: Any, revoked: set[TP], **kwargs: Any) -> None:
         if _router is not None:
             await _router.revoke([(tp.topic, tp.partition) for tp in revoked if tp.topic in _routes])

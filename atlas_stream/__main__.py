@@ -1,4 +1,5 @@
-"""Entry point: ``python -m atlas_stream <command>``; Faust's own commands (worker, ...) run the app."""
+"""Entry point: ``python -m atlas_stream <command>`` and the ``atlas-stream`` console script;
+Faust's own commands (worker, ...) run the app."""
 
 from __future__ import annotations
 
@@ -8,14 +9,21 @@ from pathlib import Path
 
 def main() -> int:
     # agents/ and tables/ sit beside the package (STYLE.md pitfall 1): put the repository root
-    # on sys.path so the app's autodiscovery finds them from any working directory.
-    root = str(Path(__file__).resolve().parent.parent)
-    if root not in sys.path:
+    # on sys.path so the app's autodiscovery finds them from any working directory. They are
+    # never installed (pitfall 4): an installed package (atlas-stream console script) finds
+    # them in the checkout it is run from.
+    root = _checkout()
+    if root is not None and root not in sys.path:
         sys.path.insert(0, root)
     from atlas_stream.cli import COMMANDS, main as cli_main
 
     if len(sys.argv) > 1 and sys.argv[1] in COMMANDS:
         return cli_main(sys.argv[1:])
+    if root is None and "worker" in sys.argv[1:2]:
+        print("error: the worker needs the project's agents/ and tables/ folders, which are never installed: "
+              "run atlas-stream from a checkout of Atlas Stream (or install it with `pip install -e .`)",
+              file=sys.stderr)
+        return 2
     # The broker, contracts and up commands must work without loading the app (a bad contract
     # is reported by them, not by a traceback); everything else is Faust's command line.
     from atlas_stream.errors import ConfigError, SettingsError
@@ -42,6 +50,14 @@ def main() -> int:
             return 2
     app.main()
     return 0
+
+
+def _checkout() -> str | None:
+    """The folder holding agents/ and tables/: the package's parent, else the working directory."""
+    for folder in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        if (folder / "agents" / "__init__.py").is_file() and (folder / "tables" / "__init__.py").is_file():
+            return str(folder)
+    return None
 
 
 if __name__ == "__main__":
