@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 
 
+#: the worker's lock on its table data dir (atlas_stream.datadir), held until the process ends
+_claim = None
+
+
 def main() -> int:
     # agents/ and tables/ sit beside the package (STYLE.md pitfall 1): put the repository root
     # on sys.path so the app's autodiscovery finds them from any working directory. They are
@@ -41,9 +45,12 @@ def main() -> int:
         # Faust retries a refused login forever with a traceback each time: try it once here.
         import asyncio
 
+        from atlas_stream.datadir import claim_table_dir
         from atlas_stream.kafka_security import check_kafka
 
         try:
+            global _claim
+            _claim = claim_table_dir(settings)
             asyncio.run(check_kafka(settings.bootstrap_servers, settings.kafka_security))
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
