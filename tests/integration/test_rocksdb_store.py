@@ -13,7 +13,7 @@ import pytest
 
 from atlas_stream.devbroker import free_port
 
-from .harness import ROOT, Feeder
+from .harness import ROOT, Feeder, changelog_reads
 from .sinkcheck import mixed, wait_for
 from .test_core_stream import RAW
 from .web_client import base_url, get
@@ -23,28 +23,6 @@ KIND_TIER = {7: "silver", 8: "bronze", 9: "rejected"}  # sinkcheck.mixed(i) by i
 
 def _tiers(url: str) -> dict[str, int]:
     return {tier: n for tier, n in get(url)["tiers"].items() if n}
-
-
-def changelog_reads(log: str) -> int:
-    """Changelog messages the worker's last recovery had to read: highwater - start offset per
-    active changelog partition, from the two tables Faust's recovery logs."""
-    def table(title: str) -> dict[tuple[str, int], int]:
-        at = log.lower().rfind(title.lower())
-        assert at >= 0, f"no {title!r} table in the log"
-        out: dict[tuple[str, int], int] = {}
-        topic = ""
-        for line in log[at:].splitlines()[4:]:
-            if not line.startswith("|"):
-                break
-            name, partition, offset = (c.strip() for c in line.strip().strip("|").split("|"))
-            topic = topic if name == "\u3003" else name  # 〃: the topic of the row above
-            out[(topic, int(partition))] = int(offset)
-        return out
-
-    high = table("Highwater for active changelog partitions")
-    start = table("active offsets at start of reading")
-    assert high and set(high) == set(start)
-    return sum(max(0, h - start[tp]) for tp, h in high.items())
 
 
 def test_rocksdb_tables_are_exact_and_a_restart_replays_nothing(kafka, metadata_dir: Path, start_worker,
