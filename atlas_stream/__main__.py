@@ -50,7 +50,7 @@ def main() -> int:
 
         try:
             global _claim
-            _claim = claim_table_dir(settings)
+            _claim = claim_table_dir(settings, str(app.conf.store))
             asyncio.run(check_kafka(settings.bootstrap_servers, settings.kafka_security))
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -28,10 +28,11 @@ def table_dir(settings: Settings) -> Path:
     return settings.data_dir / "faust"
 
 
-def claim_table_dir(settings: Settings) -> IO[str] | None:
-    """Mark and lock the table dir of an on-disk store; returns the open lock file (keep it open
-    for the life of the process), or None for ``memory://``. Raises SettingsError."""
-    if settings.store.startswith("memory:"):
+def claim_table_dir(settings: Settings, store: str) -> IO[str] | None:
+    """Mark and lock the table dir of an on-disk ``store`` (the app's, after the development
+    profile); returns the open lock file (keep it open for the life of the process), or None for
+    ``memory://``. Raises SettingsError."""
+    if store.startswith("memory:"):
         return None
     folder = table_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
@@ -40,7 +41,7 @@ def claim_table_dir(settings: Settings) -> IO[str] | None:
         owner = mark.read_text().strip()
         if owner != settings.app_id:
             raise SettingsError(
-                f"ATLAS_DATA_DIR={settings.data_dir} holds the {settings.store} tables of app id {owner!r}, not "
+                f"ATLAS_DATA_DIR={settings.data_dir} holds the table data of app id {owner!r}, not "
                 f"ATLAS_APP_ID={settings.app_id!r}: use another ATLAS_DATA_DIR (or the same ATLAS_APP_ID)")
     lock = open(folder / _LOCK, "a+")  # noqa: SIM115  # held open until the process ends
     try:

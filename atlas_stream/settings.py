@@ -12,7 +12,7 @@ from .errors import SettingsError
 from .kafka_security import KafkaSecurity
 from .redact import redact_url
 
-__all__ = ["DEV_BROKERS", "Settings", "get_settings"]
+__all__ = ["DEV_BROKERS", "Settings", "default_store", "get_settings"]
 
 DEV_BROKERS = ("kafka", "noida", "tansu")
 
@@ -108,7 +108,11 @@ class Settings:
     broker_session_timeout: float = 45.0
     #: ATLAS_MAX_MESSAGE_BYTES: largest message Atlas Stream produces; bigger outputs go to the DLQ.
     max_message_bytes: int = 1_000_000
-    #: ATLAS_STORE: Faust table store URL (``memory://``, or ``rocksdb://`` with rocksdict).
+    #: ATLAS_STORE: Faust table store URL, ``rocksdb://`` (tables on disk in ATLAS_DATA_DIR: a
+    #: restart replays only the changelog the disk lacks) or ``memory://`` (every start replays the
+    #: whole changelog). Unset: ``rocksdb://`` with at_least_once, ``memory://`` with exactly_once
+    #: (Faust's RocksDB store writes a transaction's updates before it commits: after a crash the
+    #: disk would keep aborted updates) and when rocksdict is not installed.
     store: str = "memory://"
     #: ATLAS_LOG_LEVEL: worker log level.
     log_level: str = "info"
@@ -211,7 +215,7 @@ class Settings:
             processing_guarantee=guarantee,
             broker_session_timeout=_float("ATLAS_BROKER_SESSION_TIMEOUT", get("ATLAS_BROKER_SESSION_TIMEOUT", "45")),
             max_message_bytes=_int("ATLAS_MAX_MESSAGE_BYTES", get("ATLAS_MAX_MESSAGE_BYTES", "1000000"), 10_000),
-            store=get("ATLAS_STORE", "memory://"),
+            store=get("ATLAS_STORE", "").strip() or default_store(guarantee),
             log_level=_log_level(get("ATLAS_LOG_LEVEL", "info")),
             gateway_port=_int("ATLAS_GATEWAY_PORT", get("ATLAS_GATEWAY_PORT", "8765"), 0),
             gateway_host=get("ATLAS_GATEWAY_HOST", "127.0.0.1"),
@@ -294,6 +298,15 @@ _KAFKA_ENV = {
 
 def _opt(get, name: str) -> str | None:  # type: ignore[no-untyped-def]
     return get(name, "").strip() or None
+
+
+def default_store(guarantee: str) -> str:
+    """ATLAS_STORE when unset: on disk where that is safe (see Settings.store)."""
+    from importlib.util import find_spec
+
+    if guarantee == "at_least_once" and find_spec("rocksdict") is not None:
+        return "rocksdb://"
+    return "memory://"
 
 
 @lru_cache(maxsize=1)

@@ -46,7 +46,7 @@ def test_rocksdb_tables_are_exact_and_a_restart_replays_nothing(kafka, metadata_
     assert changelog_reads(worker.log()) == 0
     # A second worker on the same data dir, or a worker of another app id: one line, exit 2.
     for app_id, message in (("atlas-rocks", "is in use by another worker (pid "),
-                            ("atlas-other", "holds the rocksdb:// tables of app id 'atlas-rocks', not ATLAS_APP_ID")):
+                            ("atlas-other", "holds the table data of app id 'atlas-rocks', not ATLAS_APP_ID")):
         other = {**worker.env, "ATLAS_APP_ID": app_id, "ATLAS_WEB_PORT": str(free_port())}
         out = subprocess.run([sys.executable, "-m", "atlas_stream", "worker"], cwd=ROOT, env=other,
                              capture_output=True, text=True, timeout=60)
