@@ -105,3 +105,14 @@ def _ca_pem() -> str:
             .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
     return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_s3_region_and_ca_file_reach_the_lake(tmp_path: Path) -> None:
+    from atlas_stream.sinks.lakefs import open_lake
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text(_ca_pem())
+    lake = open_lake("s3://bucket/lake", s3_endpoint="https://127.0.0.1:9", s3_region="eu-west-3", s3_ca_file=str(ca))
+    assert lake.fs.region == "eu-west-3"  # type: ignore[attr-defined]
+    with pytest.raises(SettingsError, match="ATLAS_S3_CA_FILE=/nowhere.pem: no such file"):
+        open_lake("s3://bucket/lake", s3_ca_file="/nowhere.pem")
