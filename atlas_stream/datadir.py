@@ -9,12 +9,11 @@ serving another app's statistics.
 
 from __future__ import annotations
 
-import fcntl
-import os
 from pathlib import Path
 from typing import IO
 
 from .errors import SettingsError
+from .locks import LockHeld, lock_file
 from .settings import Settings
 
 __all__ = ["claim_table_dir", "table_dir"]
@@ -43,20 +42,12 @@ def claim_table_dir(settings: Settings, store: str) -> IO[str] | None:
             raise SettingsError(
                 f"ATLAS_DATA_DIR={settings.data_dir} holds the table data of app id {owner!r}, not "
                 f"ATLAS_APP_ID={settings.app_id!r}: use another ATLAS_DATA_DIR (or the same ATLAS_APP_ID)")
-    lock = open(folder / _LOCK, "a+")  # noqa: SIM115  # held open until the process ends
     try:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        lock.seek(0)
-        holder = lock.read().strip() or "another process"
-        lock.close()
+        lock = lock_file(folder / _LOCK)
+    except LockHeld as held:
         raise SettingsError(
-            f"ATLAS_DATA_DIR={settings.data_dir} is in use by another worker ({holder}): give each worker on "
-            "this machine its own ATLAS_DATA_DIR") from None
-    lock.seek(0)
-    lock.truncate()
-    lock.write(f"pid {os.getpid()}\n")
-    lock.flush()
+            f"ATLAS_DATA_DIR={settings.data_dir} is in use by another worker (pid {held.holder}): give each "
+            "worker on this machine its own ATLAS_DATA_DIR") from None
     if not mark.is_file():
         mark.write_text(settings.app_id + "\n")
     return lock

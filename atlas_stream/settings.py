@@ -154,19 +154,12 @@ class Settings:
     es_bulk_docs: int = 500
     es_bulk_bytes: int = 5 * 1024 * 1024
     es_linger_seconds: float = 1.0
-    #: ATLAS_KAFKA_SECURITY_PROTOCOL: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (every Kafka client).
-    kafka_security_protocol: str = "PLAINTEXT"
-    #: ATLAS_KAFKA_SASL_MECHANISM: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols).
-    kafka_sasl_mechanism: str | None = None
-    #: ATLAS_KAFKA_SASL_USERNAME / ATLAS_KAFKA_SASL_PASSWORD: the SASL login (the password is never logged).
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = field(default=None, repr=False)
-    #: ATLAS_KAFKA_SSL_CAFILE: PEM file of the CA(s) that signed the brokers' certificates
-    #: (unset: the system's trusted CAs).
-    kafka_ssl_cafile: str | None = None
-    #: ATLAS_KAFKA_SSL_CERTFILE / ATLAS_KAFKA_SSL_KEYFILE: client certificate and key (mutual TLS).
-    kafka_ssl_certfile: str | None = None
-    kafka_ssl_keyfile: str | None = None
+    #: TLS/SASL of every Kafka client (worker, gateway, pollers, probes, admin), from
+    #: ATLAS_KAFKA_SECURITY_PROTOCOL (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL),
+    #: ATLAS_KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), ATLAS_KAFKA_SASL_USERNAME,
+    #: ATLAS_KAFKA_SASL_PASSWORD (never logged), ATLAS_KAFKA_SSL_CAFILE (the brokers' CA; unset: the
+    #: system's), ATLAS_KAFKA_SSL_CERTFILE and ATLAS_KAFKA_SSL_KEYFILE (mutual TLS).
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     #: ATLAS_ES_API_KEY: Elasticsearch API key (the base64 ``id:key`` form); never logged.
     es_api_key: str | None = field(default=None, repr=False)
     #: ATLAS_ES_USERNAME / ATLAS_ES_PASSWORD: Elasticsearch basic authentication (password never logged).
@@ -238,13 +231,7 @@ class Settings:
             es_bulk_docs=_int("ATLAS_ES_BULK_DOCS", get("ATLAS_ES_BULK_DOCS", "500"), 1),
             es_bulk_bytes=_int("ATLAS_ES_BULK_BYTES", get("ATLAS_ES_BULK_BYTES", str(5 * 1024 * 1024)), 1024),
             es_linger_seconds=_float("ATLAS_ES_LINGER_SECONDS", get("ATLAS_ES_LINGER_SECONDS", "1")),
-            kafka_security_protocol=kafka.protocol,
-            kafka_sasl_mechanism=kafka.sasl_mechanism,
-            kafka_sasl_username=kafka.sasl_username,
-            kafka_sasl_password=kafka.sasl_password,
-            kafka_ssl_cafile=kafka.ssl_cafile,
-            kafka_ssl_certfile=kafka.ssl_certfile,
-            kafka_ssl_keyfile=kafka.ssl_keyfile,
+            kafka_security=kafka,
             es_api_key=_opt(get, "ATLAS_ES_API_KEY"),
             es_username=es_username,
             es_password=es_password,
@@ -254,12 +241,6 @@ class Settings:
             s3_ca_file=_opt(get, "ATLAS_S3_CA_FILE"),
         )
 
-    @property
-    def kafka_security(self) -> KafkaSecurity:
-        """TLS/SASL settings of every Kafka client (worker, gateway, pollers, probes, admin)."""
-        return KafkaSecurity(self.kafka_security_protocol, self.kafka_sasl_mechanism, self.kafka_sasl_username,
-                             self.kafka_sasl_password, self.kafka_ssl_cafile, self.kafka_ssl_certfile,
-                             self.kafka_ssl_keyfile, names=dict(_KAFKA_ENV))
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -276,13 +257,14 @@ class Settings:
         out = {f.name: str(getattr(self, f.name)) for f in fields(self)}
         for name in _SECRETS:
             out[name] = "set" if getattr(self, name) else "unset"
+        out["kafka_security"] = self.kafka_security.describe()
         out["es_url"] = redact_url(self.es_url) if self.es_url else "None"
         out["broker"] = redact_url(self.broker)
         out["lake_uri"] = redact_url(self.lake_uri)
         return out
 
 
-_SECRETS = ("admin_token", "kafka_sasl_password", "es_api_key", "es_password")
+_SECRETS = ("admin_token", "es_api_key", "es_password")
 
 #: KafkaSecurity field -> the environment variable that sets it (named in every error).
 _KAFKA_ENV = {

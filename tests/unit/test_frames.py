@@ -6,7 +6,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pandas as pd
 import pytest
 
@@ -15,6 +14,8 @@ from atlas_stream.contracts import contract_for_group
 from atlas_stream.errors import ConfigError
 from atlas_stream.quality import DatasetScorer
 from atlas_stream.samples import SampleGenerator
+
+from .test_batch_equivalence import sample_values
 
 METADATA = Path(__file__).resolve().parents[2] / "metadata"
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -28,16 +29,10 @@ def _plain(value: Any) -> Any:
 @pytest.mark.parametrize("dataset", ["transactions", "clickstream"])
 def test_score_frame_matches_the_stream_row_by_row(dataset: str) -> None:
     ds = next(d for d in contract_for_group(METADATA, GROUP).datasets if d.name == dataset)
-    gen = SampleGenerator(ds, seed=5, defect_rate=0.3)
-    records = []
-    while len(records) < 400:
-        value, _ = gen.raw(NOW - timedelta(minutes=30))
-        try:
-            rec = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and all(not isinstance(v, (dict, list)) for v in rec.values()):
-            records.append(rec)
+    values = sample_values(SampleGenerator(ds, seed=5, defect_rate=0.3), 500, NOW - timedelta(minutes=30))
+    records = [rec for rec in values
+               if isinstance(rec, dict) and all(not isinstance(v, (dict, list)) for v in rec.values())]
+    assert len(records) > 300
     df = pd.DataFrame(records, index=[f"r{i}" for i in range(len(records))])
     out = atlas_stream.score_frame(df, GROUP, dataset, metadata_dir=METADATA, ingest_time=NOW)
     assert list(out.index) == list(df.index) and list(out.columns) == [*df.columns, "_tier", "_score", "_failures"]

@@ -64,7 +64,7 @@ def test_secrets_stay_out_of_repr_and_describe() -> None:
     for secret in ("kafka-secret", "es-key-secret", "es-pw-secret", "url-secret", "tok-secret"):
         assert secret not in shown
     assert s.describe()["es_url"] == "https://elastic:***@es:9200"
-    assert s.describe()["kafka_sasl_password"] == "set"
+    assert s.describe()["kafka_security"] == "SASL_PLAINTEXT, PLAIN as 'alice'"
 
 
 async def test_es_retry_warnings_and_errors_hide_every_secret(caplog: pytest.LogCaptureFixture) -> None:
