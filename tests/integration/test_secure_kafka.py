@@ -145,7 +145,7 @@ def test_bad_credentials_stop_every_process_at_start_with_one_line(secure_kafka:
     env = worker_env(sk.secure, tmp_path, metadata, "atlas-secure-bad", ATLAS_DEV_BROKER="kafka",
                      ATLAS_WEB_PORT=str(_port()), **sk.env(**override), **_source_env(sk))
     for name, args in (("worker", ["worker", "-l", "info"]), ("gateway", ["gateway", "--port", str(_port())]),
-                       ("sample", ["sample", "--count", "1"])):
+                       ("sample", ["sample", "--count", "1"]), ("poller", ["poll", "--ocs", "securekafka", "--once"])):
         started = time.monotonic()
         out = _run(args, env, tmp_path / f"{name}-bad.log", timeout=60)
         errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
