@@ -155,8 +155,7 @@ class KafkaCluster:
             raise BrokerUnavailable(
                 f"{self.data_dir} holds a Kafka cluster of nodes {state.get('nodes')}, not {wanted}: "
                 "start it with the same --brokers, or use another --data-dir / ATLAS_DATA_DIR")
-        cluster_id = state["cluster_id"] if state else \
-            base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = state["cluster_id"] if state else _new_cluster_id()
         for node in self.nodes:
             meta = node.log_dir / "meta.properties"
             if meta.is_file():
@@ -277,6 +276,16 @@ class KafkaCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _new_cluster_id() -> str:
+    """A random cluster id as Kafka writes them; never one that starts with ``-``, which
+    kafka-storage's argument parser would take for an option (1 id in 64), as Kafka's own
+    ``Uuid.randomUuid`` avoids."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _pump(stream: IO[bytes], log_file: IO[str], echo: IO[str] | None) -> None:
