@@ -157,7 +157,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     local = _local_port(settings)
     kind = settings.dev_broker or "kafka"
     try:
-        wait_for_kafka(settings.bootstrap_servers[0], timeout=2)
+        wait_for_kafka(settings.bootstrap_servers[0], timeout=2, security=settings.kafka_security)
         print(f"up: using the broker already running at {settings.broker}", flush=True)
     except BrokerUnavailable:
         if local is None:

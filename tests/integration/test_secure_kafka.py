@@ -155,3 +155,14 @@ def test_bad_credentials_stop_every_process_at_start_with_one_line(secure_kafka:
         assert time.monotonic() - started < 45, name
         for password in (sk.password, "wrong-password-31337"):
             assert password not in out.stdout + out.stderr, name
+
+
+def test_up_finds_a_running_secured_cluster(secure_kafka: SecureKafka) -> None:  # noqa: F811
+    from atlas_stream.devbroker import wait_for_kafka
+    from atlas_stream.errors import BrokerUnavailable
+    from atlas_stream.settings import Settings
+
+    settings = Settings.from_env(secure_kafka.env())
+    wait_for_kafka(settings.bootstrap_servers[0], timeout=20, security=settings.kafka_security)  # what `up` asks
+    with pytest.raises(BrokerUnavailable):
+        wait_for_kafka(secure_kafka.secure, timeout=3)  # plaintext on the SASL_SSL listener gets no answer
