@@ -57,7 +57,7 @@ async def _set_mode(subject: str, mode: Any) -> None:
         log.info("schema %s: compatibility set to %s", subject, new["compatibility"])
         await events.send(key=subject.encode(), value=event_message(
             "schema.config", subject, compatibility=new["compatibility"],
-            previous=effective_mode(state) if subject == CONFIG_KEY else state.get("compatibility")))
+            previous=effective_mode(state) if subject == CONFIG_KEY else (state or {}).get("compatibility")))
 
 
 def _give_schema_ids() -> None:
@@ -74,7 +74,7 @@ async def register_schemas(stream: Any) -> None:
         try:
             request = orjson.loads(value)
             subject = request["subject"]
-            schema = request["schema"] if request.get("action") != "config" else None
+            schema: Any = request["schema"] if request.get("action") != "config" else None
             mode = request.get("compatibility")
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             log.error("ignored malformed schema request %r: %s", value[:200], exc)

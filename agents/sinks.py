@@ -17,7 +17,7 @@ from atlas_stream.app import app, catalog, settings
 from atlas_stream.channels import events, output_topics
 from atlas_stream.messages import event_message
 from atlas_stream.model import Dataset, Feature
-from atlas_stream.sinks.lakefs import open_lake
+from atlas_stream.sinks.lakefs import LakeConfig
 from atlas_stream.sinks.parquet import Limits
 from atlas_stream.sinks.probe import Probe
 from atlas_stream.sinks.router import SinkRouter, routes_for
@@ -38,7 +38,7 @@ def _features_for(dataset: Dataset, version: int | None) -> tuple[Feature, ...]:
 async def _commit(offsets: dict[tuple[str, int], int]) -> None:
     # Faust has no public call to commit chosen offsets; its driver's _commit is what Faust's own
     # commit uses once it has worked the offsets out from acks (faust/transport/consumer.py).
-    await app.consumer._commit({TP(t, p): off for (t, p), off in offsets.items()})
+    await app.consumer._commit({TP(t, p): off for (t, p), off in offsets.items()})  # type: ignore[attr-defined]
 
 
 async def _send(topic: str, key: bytes | None, value: bytes) -> None:
@@ -50,13 +50,16 @@ async def _event(kind: str, source: str, detail: dict[str, Any]) -> None:
 
 
 def _make_router() -> SinkRouter:
-    lake = open_lake(settings.lake_uri, s3_endpoint=settings.s3_endpoint)
+    lake = LakeConfig.from_settings(settings).open()
     es = None
-    if settings.es_url:
-        from atlas_stream.sinks.elasticsearch import ElasticsearchSink
+    if settings.es_url or settings.es_cloud_id:
+        from atlas_stream.sinks.elasticsearch import ElasticsearchSink, connection_options
 
+        options = connection_options(api_key=settings.es_api_key, username=settings.es_username,
+                                     password=settings.es_password, ca_certs=settings.es_ca_certs,
+                                     cloud_id=settings.es_cloud_id)
         es = ElasticsearchSink(settings.es_url, max_docs=settings.es_bulk_docs, max_bytes=settings.es_bulk_bytes,
-                               linger_seconds=settings.es_linger_seconds)
+                               linger_seconds=settings.es_linger_seconds, client_options=options)
     limits = Limits(flush_seconds=settings.sink_flush_seconds, flush_rows=settings.sink_flush_rows,
                     flush_bytes=settings.sink_flush_bytes, rotate_seconds=settings.sink_rotate_seconds,
                     rotate_rows=settings.sink_rotate_rows, rotate_bytes=settings.sink_rotate_bytes)
@@ -65,7 +68,7 @@ def _make_router() -> SinkRouter:
                       commit=_commit, send=_send, event=_event, max_message_bytes=settings.max_message_bytes)
 
 
-_routes = routes_for(catalog, parquet=True, elasticsearch=bool(settings.es_url)) if settings.sink_enabled else {}
+_routes = routes_for(catalog, parquet=True, elasticsearch=bool(settings.es_url or settings.es_cloud_id)) if settings.sink_enabled else {}
 _router: SinkRouter | None = None
 _router_lock = asyncio.Lock()
 
@@ -111,7 +114,7 @@ if _routes:
         if _router is not None:
             await _router.tick()
 
-    @app.on_rebalance_complete.connect
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # Faust's stub types sync receivers only
     async def seek_sink_partitions_to_lake(app: Any, **kwargs: Any) -> None:
         """Recover newly assigned tier partitions from the lake and start them where it ends.
 
@@ -132,7 +135,7 @@ if _routes:
             log.info("sink: seeking %s to where the lake ends", ", ".join(
                 f"{t}[{p}] -> {off}" for (t, p), off in sorted(positions.items())))
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust's stub types sync receivers only
     async def forget_revoked_sink_partitions(app: Any, revoked: set[TP], **kwargs: Any) -> None:
         if _router is not None:
             await _router.revoke([(tp.topic, tp.partition) for tp in revoked if tp.topic in _routes])

@@ -8,10 +8,11 @@ from typing import Any
 import faust
 
 from . import faust_fixes
+from .kafka_security import faust_credentials
 from .pipeline import Catalog, load_catalog
 from .settings import Settings, get_settings
 
-__all__ = ["app", "catalog", "dev_profile", "faust_settings", "settings"]
+__all__ = ["app", "catalog", "dev_profile", "faust_monitor", "faust_settings", "settings"]
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,24 @@ def faust_settings(s: Settings) -> dict[str, Any]:
         "broker_session_timeout": s.broker_session_timeout,
         "broker_heartbeat_interval": min(3.0, s.broker_session_timeout / 10),
         "table_cleanup_interval": 30.0,
+        # TLS/SASL for Faust's consumer, producer and admin client (ATLAS_KAFKA_*); None: plaintext.
+        "broker_credentials": faust_credentials(s.kafka_security),
     }
     conf.update(dev_profile(s))
     return conf
 
 
+def faust_monitor() -> Any:
+    """Faust's Prometheus sensor: commit, send, rebalance and event latencies, offsets and
+    table operations as ``faust_*`` families in the default registry, so ``/metrics`` serves
+    them next to Atlas Stream's own (atlas_stream/metrics.py)."""
+    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+    from prometheus_client import REGISTRY
+
+    return PrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "faust"))
+
+
 faust_fixes.apply()
 settings = get_settings()
 catalog: Catalog = load_catalog(settings.metadata_dir)
-app = faust.App(settings.app_id, **faust_settings(settings))
+app = faust.App(settings.app_id, monitor=faust_monitor(), **faust_settings(settings))

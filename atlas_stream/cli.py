@@ -69,6 +69,7 @@ async def _publish_samples(settings: Settings, rate: float, count: int | None, g
     from aiokafka import AIOKafkaProducer
 
     from .kafka_admin import ensure_topics
+    from .kafka_security import check_kafka, client_kwargs
     from .samples import SampleGenerator
     from .topics import raw_topic
 
@@ -77,9 +78,11 @@ async def _publish_samples(settings: Settings, rate: float, count: int | None, g
     if not gens:
         print("no dataset to publish to", file=sys.stderr)
         return 1
+    security = settings.kafka_security
+    await check_kafka(settings.bootstrap_servers, security)
     await ensure_topics(settings.bootstrap_servers, [t for t, _ in gens], settings.topic_partitions,
-                        settings.topic_replication)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+                        settings.topic_replication, security)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all", **client_kwargs(security))
     await producer.start()
     sent = 0
     try:
@@ -154,7 +157,7 @@ def _up(args: argparse.Namespace, settings: Settings) -> int:
     local = _local_port(settings)
     kind = settings.dev_broker or "kafka"
     try:
-        wait_for_kafka(settings.bootstrap_servers[0], timeout=2)
+        wait_for_kafka(settings.bootstrap_servers[0], timeout=2, security=settings.kafka_security)
         print(f"up: using the broker already running at {settings.broker}", flush=True)
     except BrokerUnavailable:
         if local is None:

@@ -18,8 +18,11 @@ __all__ = ["NAME_PATTERN", "SCHEMA_FILE", "SCHEMA_PATH", "did_you_mean", "json_p
            "validator"]
 
 SCHEMA_FILE = "contract.schema.json"
-#: The JSON Schema every contract is validated against (metadata/ at the repository root).
+#: The JSON Schema every contract is validated against: metadata/ at the repository root, or the
+#: copy an installed package holds (atlas_stream/contract.schema.json links to it in a checkout).
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "metadata" / SCHEMA_FILE
+if not SCHEMA_PATH.is_file():
+    SCHEMA_PATH = Path(__file__).resolve().parent / SCHEMA_FILE
 #: Group and dataset names: they become parts of Kafka topic names.
 NAME_PATTERN = "^[A-Za-z0-9_][A-Za-z0-9_-]*$"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

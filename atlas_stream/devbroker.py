@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from .errors import BrokerUnavailable
+from .kafka_security import KafkaSecurity, client_kwargs
 
 if TYPE_CHECKING:
     from .devkafka import KafkaCluster
@@ -103,10 +104,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-async def _metadata_brokers(bootstrap: str, timeout: float) -> int:
+async def _metadata_brokers(bootstrap: str, timeout: float, security: KafkaSecurity | None = None) -> int:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000),
+                                **client_kwargs(security))
     try:
         await asyncio.wait_for(admin.start(), timeout)
         await asyncio.wait_for(admin.list_topics(), timeout)
@@ -131,8 +133,9 @@ def metadata_brokers(bootstrap: str, timeout: float = 5.0) -> int:
     return asyncio.run(_metadata_brokers(bootstrap, timeout))
 
 
-def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:
-    """Block until a Kafka-protocol broker answers a metadata request at ``host:port``."""
+def wait_for_kafka(bootstrap: str, timeout: float = 30.0, security: KafkaSecurity | None = None) -> None:
+    """Block until a Kafka-protocol broker answers a metadata request at ``host:port`` (with
+    ``security``'s TLS/SASL settings; None: plaintext, as the development brokers listen)."""
     host, _, port = bootstrap.rpartition(":")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -142,7 +145,7 @@ def wait_for_kafka(bootstrap: str, timeout: float = 30.0) -> None:
         except OSError:
             time.sleep(0.2)
             continue
-        if asyncio.run(_metadata_brokers(bootstrap, 5.0)):
+        if asyncio.run(_metadata_brokers(bootstrap, 5.0, security)):
             return
         time.sleep(0.3)
     raise BrokerUnavailable(

@@ -7,17 +7,20 @@ from typing import Any, Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from .kafka_security import KafkaSecurity, client_kwargs
+
 __all__ = ["ensure_topics", "partitions_of"]
 
 
-async def ensure_topics(bootstrap: list[str], names: Iterable[str], partitions: int, replication: int) -> list[str]:
+async def ensure_topics(bootstrap: list[str], names: Iterable[str], partitions: int, replication: int,
+                        security: KafkaSecurity | None = None) -> list[str]:
     """Create the topics that do not exist yet, with Atlas Stream's partition count.
 
     A producer that writes first would otherwise let the broker auto-create a raw topic with its
     default partition count, which the worker's co-partitioned tables refuse. Returns the names
     created.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_kwargs(security))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

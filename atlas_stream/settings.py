@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Mapping
 
 from .errors import SettingsError
+from .kafka_security import KafkaSecurity
+from .redact import redact_url
 
-__all__ = ["DEV_BROKERS", "Settings", "get_settings"]
+__all__ = ["DEV_BROKERS", "Settings", "default_store", "get_settings"]
 
 DEV_BROKERS = ("kafka", "noida", "tansu")
 
@@ -64,7 +66,10 @@ class Settings:
     """Atlas Stream configuration. Defaults work on a fresh machine with the development broker.
 
     Fixed names (public interface): ATLAS_BROKER, ATLAS_METADATA_DIR, ATLAS_DATA_DIR,
-    ATLAS_LAKE_URI, ATLAS_ES_URL, ATLAS_WEB_PORT, ATLAS_EMBEDDED_BROKER.
+    ATLAS_LAKE_URI, ATLAS_ES_URL, ATLAS_WEB_PORT, ATLAS_EMBEDDED_BROKER, ATLAS_KAFKA_SECURITY_PROTOCOL,
+    ATLAS_KAFKA_SASL_MECHANISM, ATLAS_KAFKA_SASL_USERNAME, ATLAS_KAFKA_SASL_PASSWORD,
+    ATLAS_KAFKA_SSL_CAFILE, ATLAS_KAFKA_SSL_CERTFILE, ATLAS_KAFKA_SSL_KEYFILE, ATLAS_ES_API_KEY,
+    ATLAS_ES_USERNAME, ATLAS_ES_PASSWORD, ATLAS_ES_CA_CERTS, ATLAS_ES_CLOUD_ID.
     """
 
     #: ATLAS_BROKER: Kafka bootstrap servers as Faust URLs, ``;``-separated for several.
@@ -76,7 +81,7 @@ class Settings:
     #: ATLAS_LAKE_URI: root of the data lake (file://, s3://, hdfs://, webhdfs://).
     lake_uri: str = ""
     #: ATLAS_ES_URL: Elasticsearch URL; unset means no Elasticsearch sink.
-    es_url: str | None = None
+    es_url: str | None = field(default=None, repr=False)  # may hold a password: see describe()
     #: ATLAS_WEB_PORT: Faust web server port (stats, registry, dashboard).
     web_port: int = 6066
     #: ATLAS_WEB_HOST: address the web server binds.
@@ -103,7 +108,11 @@ class Settings:
     broker_session_timeout: float = 45.0
     #: ATLAS_MAX_MESSAGE_BYTES: largest message Atlas Stream produces; bigger outputs go to the DLQ.
     max_message_bytes: int = 1_000_000
-    #: ATLAS_STORE: Faust table store URL (``memory://``, or ``rocksdb://`` with rocksdict).
+    #: ATLAS_STORE: Faust table store URL, ``rocksdb://`` (tables on disk in ATLAS_DATA_DIR: a
+    #: restart replays only the changelog the disk lacks) or ``memory://`` (every start replays the
+    #: whole changelog). Unset: ``rocksdb://`` with at_least_once, ``memory://`` with exactly_once
+    #: (Faust's RocksDB store writes a transaction's updates before it commits: after a crash the
+    #: disk would keep aborted updates) and when rocksdict is not installed.
     store: str = "memory://"
     #: ATLAS_LOG_LEVEL: worker log level.
     log_level: str = "info"
@@ -149,6 +158,25 @@ class Settings:
     #: machine, pyspark from PyPI and Java 17+), ``local[N]``, or a cluster URL
     #: (``spark://host:7077``, ``yarn``, ``k8s://...``).
     spark_master: str = "local[*]"
+    #: TLS/SASL of every Kafka client (worker, gateway, pollers, probes, admin), from
+    #: ATLAS_KAFKA_SECURITY_PROTOCOL (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL),
+    #: ATLAS_KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), ATLAS_KAFKA_SASL_USERNAME,
+    #: ATLAS_KAFKA_SASL_PASSWORD (never logged), ATLAS_KAFKA_SSL_CAFILE (the brokers' CA; unset: the
+    #: system's), ATLAS_KAFKA_SSL_CERTFILE and ATLAS_KAFKA_SSL_KEYFILE (mutual TLS).
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    #: ATLAS_ES_API_KEY: Elasticsearch API key (the base64 ``id:key`` form); never logged.
+    es_api_key: str | None = field(default=None, repr=False)
+    #: ATLAS_ES_USERNAME / ATLAS_ES_PASSWORD: Elasticsearch basic authentication (password never logged).
+    es_username: str | None = None
+    es_password: str | None = field(default=None, repr=False)
+    #: ATLAS_ES_CA_CERTS: PEM file of the CA that signed Elasticsearch's certificate.
+    es_ca_certs: str | None = None
+    #: ATLAS_ES_CLOUD_ID: Elastic Cloud deployment id (instead of, or besides, ATLAS_ES_URL).
+    es_cloud_id: str | None = None
+    #: ATLAS_S3_REGION: region of an s3:// lake (unset: AWS_REGION / the AWS configuration).
+    s3_region: str | None = None
+    #: ATLAS_S3_CA_FILE: PEM CA bundle that verifies the S3 endpoint's TLS certificate.
+    s3_ca_file: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -164,6 +192,10 @@ class Settings:
         if not broker:
             raise SettingsError("ATLAS_BROKER is empty: set it to e.g. kafka://127.0.0.1:9092")
         es_url = get("ATLAS_ES_URL", "").strip() or None
+        kafka = KafkaSecurity.build({key: get(env_name) for key, env_name in _KAFKA_ENV.items()}, _KAFKA_ENV)
+        es_username, es_password = _opt(get, "ATLAS_ES_USERNAME"), get("ATLAS_ES_PASSWORD", "") or None
+        if bool(es_username) != bool(es_password):
+            raise SettingsError("ATLAS_ES_USERNAME and ATLAS_ES_PASSWORD go together: set both or neither")
         return cls(
             broker=broker,
             metadata_dir=Path(get("ATLAS_METADATA_DIR", "metadata")).expanduser(),
@@ -180,7 +212,7 @@ class Settings:
             processing_guarantee=guarantee,
             broker_session_timeout=_float("ATLAS_BROKER_SESSION_TIMEOUT", get("ATLAS_BROKER_SESSION_TIMEOUT", "45")),
             max_message_bytes=_int("ATLAS_MAX_MESSAGE_BYTES", get("ATLAS_MAX_MESSAGE_BYTES", "1000000"), 10_000),
-            store=get("ATLAS_STORE", "memory://"),
+            store=get("ATLAS_STORE", "").strip() or default_store(guarantee),
             log_level=_log_level(get("ATLAS_LOG_LEVEL", "info")),
             gateway_port=_int("ATLAS_GATEWAY_PORT", get("ATLAS_GATEWAY_PORT", "8765"), 0),
             gateway_host=get("ATLAS_GATEWAY_HOST", "127.0.0.1"),
@@ -204,7 +236,16 @@ class Settings:
             es_bulk_bytes=_int("ATLAS_ES_BULK_BYTES", get("ATLAS_ES_BULK_BYTES", str(5 * 1024 * 1024)), 1024),
             es_linger_seconds=_float("ATLAS_ES_LINGER_SECONDS", get("ATLAS_ES_LINGER_SECONDS", "1")),
             spark_master=get("ATLAS_SPARK_MASTER", "").strip() or "local[*]",
+            kafka_security=kafka,
+            es_api_key=_opt(get, "ATLAS_ES_API_KEY"),
+            es_username=es_username,
+            es_password=es_password,
+            es_ca_certs=_opt(get, "ATLAS_ES_CA_CERTS"),
+            es_cloud_id=_opt(get, "ATLAS_ES_CLOUD_ID"),
+            s3_region=_opt(get, "ATLAS_S3_REGION"),
+            s3_ca_file=_opt(get, "ATLAS_S3_CA_FILE"),
         )
+
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -217,10 +258,42 @@ class Settings:
         return out
 
     def describe(self) -> dict[str, str]:
-        """Settings as strings for logs (the admin token is masked)."""
+        """Settings as strings for logs: secrets say only "set" or "unset", URLs lose their password."""
         out = {f.name: str(getattr(self, f.name)) for f in fields(self)}
-        out["admin_token"] = "set" if self.admin_token else "unset"
+        for name in _SECRETS:
+            out[name] = "set" if getattr(self, name) else "unset"
+        out["kafka_security"] = self.kafka_security.describe()
+        out["es_url"] = redact_url(self.es_url) if self.es_url else "None"
+        out["broker"] = redact_url(self.broker)
+        out["lake_uri"] = redact_url(self.lake_uri)
         return out
+
+
+_SECRETS = ("admin_token", "es_api_key", "es_password")
+
+#: KafkaSecurity field -> the environment variable that sets it (named in every error).
+_KAFKA_ENV = {
+    "protocol": "ATLAS_KAFKA_SECURITY_PROTOCOL",
+    "sasl_mechanism": "ATLAS_KAFKA_SASL_MECHANISM",
+    "sasl_username": "ATLAS_KAFKA_SASL_USERNAME",
+    "sasl_password": "ATLAS_KAFKA_SASL_PASSWORD",
+    "ssl_cafile": "ATLAS_KAFKA_SSL_CAFILE",
+    "ssl_certfile": "ATLAS_KAFKA_SSL_CERTFILE",
+    "ssl_keyfile": "ATLAS_KAFKA_SSL_KEYFILE",
+}
+
+
+def _opt(get, name: str) -> str | None:  # type: ignore[no-untyped-def]
+    return get(name, "").strip() or None
+
+
+def default_store(guarantee: str) -> str:
+    """ATLAS_STORE when unset: on disk where that is safe (see Settings.store)."""
+    from importlib.util import find_spec
+
+    if guarantee == "at_least_once" and find_spec("rocksdict") is not None:
+        return "rocksdb://"
+    return "memory://"
 
 
 @lru_cache(maxsize=1)

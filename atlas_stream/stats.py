@@ -35,6 +35,18 @@ class PartitionKeyedTable(faust.Table):  # type: ignore[misc]
     def partition_for_key(self, key: Any) -> int:
         return int(str(key).split("|", 1)[0])
 
+    def _new_store_by_url(self, url: Any) -> Any:
+        # rocksdb://: the same store, with each key in the database of its own partition (see
+        # atlas_stream/table_store.py); every other store (memory://) as Faust builds it.
+        if str(url).startswith("rocksdb:"):
+            from .table_store import PartitionKeyedRocksDBStore
+
+            return PartitionKeyedRocksDBStore(
+                url, self.app, self, table_name=self.name, key_type=self.key_type,
+                key_serializer=self.key_serializer, value_serializer=self.value_serializer,
+                value_type=self.value_type, loop=self.loop, options=self.options)
+        return super()._new_store_by_url(url)
+
 
 class StatsBatch:
     """Counter deltas gathered over a batch of events, written once per key."""

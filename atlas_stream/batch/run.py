@@ -25,7 +25,7 @@ from ..errors import AtlasError, ConfigError
 from ..messages import record_key
 from ..model import Contract, Dataset
 from ..settings import Settings
-from ..sinks.lakefs import open_lake
+from ..sinks.lakefs import LakeConfig
 from ..topics import raw_topic
 from .arrow_values import json_default
 from .progress import Progress, Summary
@@ -142,7 +142,7 @@ def _to_lake(source: Input, key: str, ds: Dataset, settings: Settings, started: 
     kernels release the GIL) while this thread writes the previous ones, in input order; at most
     ``WORKERS + 1`` batches are in memory at a time."""
     split = TierSplit(ds, started)
-    lake = open_lake(settings.lake_uri, s3_endpoint=settings.s3_endpoint)
+    lake = LakeConfig.from_settings(settings).open()
     writer = LakeWriter(lake, ds, split.schema, key, run_id(started), started.date().isoformat())
     writer.check()
     progress = Progress(ds.subject, source.total, source.unit)

@@ -32,7 +32,7 @@ from ..errors import ConfigError, RecordError
 from ..messages import decode_raw
 from ..model import Contract, Dataset
 from ..settings import Settings
-from ..sinks.lakefs import open_lake
+from ..sinks.lakefs import LakeConfig
 from .arrow_values import Col, json_default, json_view
 from .database import DatabaseInput, column_of
 from .progress import Summary
@@ -84,12 +84,12 @@ def _dataset(spark: SparkSession, contract: Contract, ds: Dataset, settings: Set
 
     found = _jdbc(spark, contract, ds, fetch_size) if contract.source_type == "rdbms" else \
         _files(spark, contract, ds, settings)
-    lake = open_lake(settings.lake_uri, s3_endpoint=settings.s3_endpoint)
+    lake_config = LakeConfig.from_settings(settings)
+    lake = lake_config.open()
     run = run_id(started)
     writer = LakeWriter(lake, ds, TierSplit(ds, started).schema, found.key, run, started.date().isoformat())
     writer.check()
-    task = _Task(ds, found.kind, found.columns, found.label, started, settings.lake_uri, settings.s3_endpoint,
-                 found.key, run)
+    task = _Task(ds, found.kind, found.columns, found.label, started, lake_config, found.key, run)
     try:
         reports = [json.loads(r[0]) for r in found.frame.mapInArrow(task, "report string").collect()]  # type: ignore[arg-type]
     except BaseException as exc:
@@ -188,8 +188,7 @@ class _Task:
     columns: list[str]
     label: str
     started: datetime
-    lake_uri: str
-    s3_endpoint: str | None
+    lake: LakeConfig
     key: str
     run: str
 
@@ -198,7 +197,7 @@ class _Task:
 
         ctx = TaskContext.get()
         split = TierSplit(self.ds, self.started)
-        lake = open_lake(self.lake_uri, s3_endpoint=self.s3_endpoint)
+        lake = self.lake.open()
         writer = LakeWriter(lake, self.ds, split.schema, self.key, self.run, self.started.date().isoformat(),
                             part=f"p{ctx.partitionId() if ctx else 0:05d}")
         report: dict[str, Any] = {"rows": 0, "skipped": 0, "tiers": {}, "failures": {}}

@@ -56,16 +56,26 @@ class KafkaCluster:
 
     Broker ports are ``ports`` (default ``port``, ``port+1``, ...); controller ports are picked
     free at each start (the quorum is static, so they need not stay the same). ``extra`` adds
-    broker properties (for example listeners for TLS tests).
+    broker properties (for example the TLS key store of a secured listener). ``listeners`` adds
+    listeners named by their security protocol (``{"SASL_SSL": 9094}``; one node only) beside
+    PLAINTEXT, which stays the inter-broker and readiness listener. ``scram_users`` are
+    ``(mechanism, name, password)`` SCRAM credentials written into the metadata when a log
+    directory is formatted (``kafka-storage format --add-scram``).
     """
 
     kind = "kafka"
 
     def __init__(self, port: int = 9092, host: str = "127.0.0.1", data_dir: Path | None = None,
                  log: IO[str] | None = None, brokers: int = 1, ports: list[int] | None = None,
-                 extra: dict[str, str] | None = None, heap: str | None = None) -> None:
+                 extra: dict[str, str] | None = None, heap: str | None = None,
+                 listeners: dict[str, int] | None = None,
+                 scram_users: list[tuple[str, str, str]] | None = None) -> None:
         if brokers < 1:
             raise BrokerUnavailable("--brokers must be at least 1")
+        if listeners and brokers > 1:
+            raise BrokerUnavailable("extra listeners are supported on a one-node cluster only")
+        self.listeners = dict(listeners or {})
+        self.scram_users = list(scram_users or [])
         self.host = host
         self.data_dir = (data_dir or Path(".atlas") / "broker-kafka").resolve()
         self.log = log
@@ -99,15 +109,17 @@ class KafkaCluster:
         n = len(self.nodes)
         voters = ",".join(f"{m.node_id}@{self.host}:{m.controller_port}" for m in self.nodes)
         rf = str(min(3, n))
+        more = "".join(f",{name}://{self.host}:{port}" for name, port in self.listeners.items())
+        protocols = "".join(f",{name}:{name}" for name in self.listeners)
         props = {
             "process.roles": "broker,controller",
             "node.id": str(node.node_id),
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://{self.host}:{node.port},CONTROLLER://{self.host}:{node.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{node.port}",
+            "listeners": f"PLAINTEXT://{self.host}:{node.port},CONTROLLER://{self.host}:{node.controller_port}{more}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{node.port}{more}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT{protocols}",
             "log.dirs": str(node.log_dir),
             "offsets.topic.replication.factor": rf,
             "offsets.topic.num.partitions": "10",
@@ -167,11 +179,12 @@ class KafkaCluster:
 
     def _format(self, node: _Node, cluster_id: str) -> None:
         config = self._write_config(node)
+        scram = [arg for mechanism, name, password in self.scram_users
+                 for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")]
         # "--cluster-id=ID": an id of an earlier run may start with "-", which a separate
         # argument would turn into an option.
         out = subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c",
-                                        str(config)),
-                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                                        str(config), *scram), capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if out.returncode != 0:
             detail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
             raise BrokerUnavailable(f"formatting {node.log_dir} failed: {detail[0]}")
@@ -268,8 +281,9 @@ class KafkaCluster:
 
 
 def _new_cluster_id() -> str:
-    """A Kafka cluster id (a base64 UUID, as ``kafka-storage random-uuid`` makes), never starting
-    with "-" (the storage tool would read it as an option)."""
+    """A random cluster id as Kafka writes them; never one that starts with ``-``, which
+    kafka-storage's argument parser would take for an option (1 id in 64), as Kafka's own
+    ``Uuid.randomUuid`` avoids."""
     while True:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         if not cluster_id.startswith("-"):

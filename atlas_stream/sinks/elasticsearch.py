@@ -29,6 +29,7 @@ from .. import metrics
 from ..dtypes import to_json_value
 from ..errors import ConfigError, RetriableError
 from ..model import Dataset
+from ..redact import redact, redact_url
 from .es_mapping import document, index_name, index_template, message_index, template_name
 
 try:
@@ -41,6 +42,7 @@ __all__ = [
     "ElasticsearchSink",
     "ElasticsearchUnavailable",
     "FlushResult",
+    "connection_options",
     "Refused",
     "document",
     "index_name",
@@ -123,7 +125,7 @@ class ElasticsearchSink:
 
     def __init__(
         self,
-        url: str | Sequence[str],
+        url: str | Sequence[str] | None,
         *,
         max_docs: int = 500,
         max_bytes: int = 5 * 1024 * 1024,
@@ -135,7 +137,15 @@ class ElasticsearchSink:
         on_error: Callable[[str, int, float], None] | None = None,
         client_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self.url = url
+        options = dict(client_options or {})
+        urls = [url] if isinstance(url, str) else list(url or [])
+        basic = options.get("basic_auth")
+        api_key = options.get("api_key")
+        # Never shown: every log line, exception and on_error problem passes through _redact.
+        self._secrets = [*(s for u in urls for s in _url_secrets(u)), basic[1] if isinstance(basic, tuple) else None,
+                         api_key if isinstance(api_key, str) else None]
+        #: where the documents go, for messages: URLs without their password, or the cloud id
+        self.url = ", ".join(redact_url(u) for u in urls) or f"Elastic Cloud {options.get('cloud_id')}"
         self.max_docs = max_docs
         self.max_bytes = max_bytes
         self.linger_seconds = linger_seconds
@@ -144,8 +154,8 @@ class ElasticsearchSink:
         self.backoff_max = backoff_max
         self.on_error = on_error
         # The client's own retries are off: every attempt goes through _failed (log, metric, backoff).
-        self.client = AsyncElasticsearch(url, max_retries=0, retry_on_timeout=False,
-                                         request_timeout=request_timeout, **dict(client_options or {}))
+        self.client = AsyncElasticsearch(urls or None, max_retries=0, retry_on_timeout=False,
+                                         request_timeout=request_timeout, **options)
         self._buffer: list[_Doc] = []
         self._bytes = 0
         self._first_at: float | None = None
@@ -292,6 +302,7 @@ class ElasticsearchSink:
         return max(1, chunk_bytes // 2)
 
     async def _failed(self, problem: str, attempt: int) -> None:
+        problem = redact(problem, self._secrets)
         metrics.SINK_ERRORS.labels(SINK).inc()
         if self.max_retries is not None and attempt > self.max_retries:
             raise ElasticsearchUnavailable(f"Elasticsearch at {self.url} failed {attempt} times, last: {problem}")
@@ -306,6 +317,47 @@ class ElasticsearchSink:
     async def close(self) -> None:
         """Close the connections. Buffered documents are not sent: ``flush()`` first."""
         await self.client.close()
+
+
+def connection_options(*, api_key: str | None = None, username: str | None = None, password: str | None = None,
+                       ca_certs: str | None = None, cloud_id: str | None = None) -> dict[str, Any]:
+    """AsyncElasticsearch keyword arguments for ATLAS_ES_API_KEY, ATLAS_ES_USERNAME/PASSWORD,
+    ATLAS_ES_CA_CERTS and ATLAS_ES_CLOUD_ID (unset ones left out)."""
+    out: dict[str, Any] = {}
+    if api_key:
+        out["api_key"] = api_key
+    if username and password:
+        out["basic_auth"] = (username, password)
+    if ca_certs:
+        try:
+            with open(ca_certs, "rb"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"ATLAS_ES_CA_CERTS={ca_certs}: cannot be read ({exc.strerror})") from None
+        out["ca_certs"] = ca_certs
+    if cloud_id:
+        out["cloud_id"] = cloud_id
+    return out
+
+
+def _password_of(url: str) -> str | None:
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
+def _url_secrets(url: str) -> list[str | None]:
+    from urllib.parse import urlsplit
+
+    try:
+        raw = urlsplit(url).password
+    except ValueError:
+        raw = None
+    return [raw, _password_of(url)]
 
 
 def _error_of(body: Any) -> Any:

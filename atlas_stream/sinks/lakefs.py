@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from ..errors import LakeUnavailable, SettingsError
 
-__all__ = ["FileEntry", "Lake", "LakeUnavailable", "SCHEMES", "TMP_PREFIX", "TMP_SUFFIX", "open_lake", "temp_name"]
+__all__ = ["FileEntry", "Lake", "LakeConfig", "LakeUnavailable", "SCHEMES", "TMP_PREFIX", "TMP_SUFFIX", "open_lake", "temp_name"]
 
 SCHEMES = ("file", "s3", "hdfs", "webhdfs", "swebhdfs")
 #: A file being published is uploaded under this prefix and suffix first, in the same folder
@@ -277,28 +277,36 @@ class WebHdfsLake(Lake):
         raise LakeUnavailable(f"lake {self.uri}: the namenode refused to rename {src} to {dst}; {self.hint}")
 
 
-def _open_local(uri: str, url: ParseResult, s3_endpoint: str | None) -> Lake:
+def _open_local(uri: str, url: ParseResult, s3: dict[str, str | None]) -> Lake:
     if url.netloc not in ("", "localhost"):
         raise SettingsError(f"ATLAS_LAKE_URI={uri}: a file:// URI names a local folder (file:///abs/path)")
     return LocalLake(uri, "file", pafs.LocalFileSystem(), "/" + unquote(url.path).strip("/"))
 
 
-def _open_s3(uri: str, url: ParseResult, s3_endpoint: str | None) -> Lake:
+def _open_s3(uri: str, url: ParseResult, s3: dict[str, str | None]) -> Lake:
     if not url.hostname or url.username or url.password:
         raise SettingsError(f"ATLAS_LAKE_URI={uri}: use s3://bucket/prefix; credentials come from the "
                             "AWS environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...)")
     options: dict[str, Any] = {}
+    s3_endpoint = s3.get("endpoint")
+    if s3.get("region"):
+        options["region"] = s3["region"]
+    if s3.get("ca_file"):
+        ca_file = str(s3["ca_file"])
+        if not Path(ca_file).is_file():
+            raise SettingsError(f"ATLAS_S3_CA_FILE={ca_file}: no such file (a PEM bundle of the CAs to trust)")
+        options["tls_ca_file_path"] = ca_file
     if s3_endpoint:
         ep = urlparse(s3_endpoint)
         if ep.scheme not in ("http", "https") or not ep.netloc or ep.path.strip("/"):
             raise SettingsError(f"ATLAS_S3_ENDPOINT={s3_endpoint}: expected an http:// or https:// URL "
                                 "such as http://127.0.0.1:9000")
         options.update(scheme=ep.scheme, endpoint_override=ep.netloc)
-    # Credentials and region: the AWS SDK inside pyarrow reads the standard AWS environment.
+    # Credentials (and the region unless ATLAS_S3_REGION): the AWS SDK reads the standard AWS environment.
     return S3Lake(uri, "s3", pafs.S3FileSystem(**options), f"{url.netloc}/{unquote(url.path).strip('/')}".rstrip("/"))
 
 
-def _open_hdfs(uri: str, url: ParseResult, s3_endpoint: str | None) -> Lake:
+def _open_hdfs(uri: str, url: ParseResult, s3: dict[str, str | None]) -> Lake:
     host = url.hostname or "default"  # "default": fs.defaultFS from the Hadoop configuration
     try:
         fs = pafs.HadoopFileSystem(host, url.port or (8020 if url.hostname else 0), user=url.username)
@@ -314,7 +322,7 @@ def _open_hdfs(uri: str, url: ParseResult, s3_endpoint: str | None) -> Lake:
     return HdfsLake(uri, "hdfs", fs, "/" + unquote(url.path).strip("/"))
 
 
-def _open_webhdfs(uri: str, url: ParseResult, s3_endpoint: str | None) -> Lake:
+def _open_webhdfs(uri: str, url: ParseResult, s3: dict[str, str | None]) -> Lake:
     try:
         import requests.adapters
         from fsspec.implementations.webhdfs import WebHDFS
@@ -337,14 +345,17 @@ def _open_webhdfs(uri: str, url: ParseResult, s3_endpoint: str | None) -> Lake:
     return WebHdfsLake(uri, url.scheme, client, "/" + unquote(url.path).strip("/"))
 
 
-_OPENERS: dict[str, Callable[[str, ParseResult, str | None], Lake]] = {
+_OPENERS: dict[str, Callable[[str, ParseResult, dict[str, str | None]], Lake]] = {
     "file": _open_local, "s3": _open_s3, "hdfs": _open_hdfs, "webhdfs": _open_webhdfs, "swebhdfs": _open_webhdfs,
 }
 
 
-def open_lake(uri: str, *, s3_endpoint: str | None = None) -> Lake:
+def open_lake(uri: str, *, s3_endpoint: str | None = None, s3_region: str | None = None,
+              s3_ca_file: str | None = None) -> Lake:
     """The Lake for ``uri`` (a bare path is a local folder). ``s3_endpoint`` (ATLAS_S3_ENDPOINT)
-    overrides the S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO or moto.
+    overrides the S3 endpoint, e.g. http://127.0.0.1:9000 for MinIO or moto; ``s3_region``
+    (ATLAS_S3_REGION) and ``s3_ca_file`` (ATLAS_S3_CA_FILE, a PEM bundle that verifies the
+    endpoint's TLS certificate) complete it.
 
     Raises SettingsError for a URI that cannot work here, LakeUnavailable if it cannot connect.
     """
@@ -355,4 +366,22 @@ def open_lake(uri: str, *, s3_endpoint: str | None = None) -> Lake:
     if opener is None:
         raise SettingsError(f"ATLAS_LAKE_URI={uri}: unsupported scheme {url.scheme!r}; supported: "
                             + ", ".join(f"{s}://" for s in SCHEMES))
-    return opener(uri, url, s3_endpoint)
+    return opener(uri, url, {"endpoint": s3_endpoint, "region": s3_region, "ca_file": s3_ca_file})
+
+
+@dataclass(frozen=True)
+class LakeConfig:
+    """Where the lake is and how to reach it (ATLAS_LAKE_URI and the ATLAS_S3_* settings): small
+    and picklable, so that Spark executors open the same lake as the driver."""
+
+    uri: str
+    s3_endpoint: str | None = None
+    s3_region: str | None = None
+    s3_ca_file: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "LakeConfig":
+        return cls(settings.lake_uri, settings.s3_endpoint, settings.s3_region, settings.s3_ca_file)
+
+    def open(self) -> Lake:
+        return open_lake(self.uri, s3_endpoint=self.s3_endpoint, s3_region=self.s3_region, s3_ca_file=self.s3_ca_file)

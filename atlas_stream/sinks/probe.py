@@ -11,6 +11,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
+from ..kafka_security import KafkaSecurity, client_kwargs
+
 __all__ = ["Probe", "ProbeResult"]
 
 
@@ -28,15 +30,24 @@ class ProbeResult:
 
 
 class Probe:
-    """Short-lived plain consumer (no group) over the same bootstrap servers as the worker."""
+    """Short-lived plain consumer (no group) over the same bootstrap servers and credentials as
+    the worker (``security`` None: the process's ATLAS_KAFKA_* settings)."""
 
-    def __init__(self, bootstrap: Sequence[str], timeout: float = 10.0) -> None:
+    def __init__(self, bootstrap: Sequence[str], timeout: float = 10.0, security: KafkaSecurity | None = None) -> None:
         self.bootstrap, self.timeout = list(bootstrap), timeout
+        if security is None:
+            from ..settings import get_settings
+
+            security = get_settings().kafka_security
+        self._client = client_kwargs(security)
+
+    def _consumer(self, **kwargs: Any) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                request_timeout_ms=int(self.timeout * 1000), **kwargs, **self._client)
 
     async def read_at(self, topic: str, partition: int, offset: int) -> ProbeResult:
         tp = TopicPartition(topic, partition)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="none", request_timeout_ms=int(self.timeout * 1000))
+        consumer = self._consumer(auto_offset_reset="none")
         try:
             await consumer.start()
             consumer.assign([tp])
@@ -62,8 +73,7 @@ class Probe:
 
     async def committed(self, group: str, topic: str, partition: int) -> int | None:
         """The consumer group's committed offset (read without joining the group)."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False,
-                                    request_timeout_ms=int(self.timeout * 1000))
+        consumer = self._consumer(group_id=group)
         try:
             await consumer.start()
             offset = await consumer.committed(TopicPartition(topic, partition))
@@ -78,9 +88,7 @@ class Probe:
         """The records (aiokafka ConsumerRecords) at offsets ``start <= offset < end``, in
         batches of at most ``batch``."""
         tp = TopicPartition(topic, partition)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest", request_timeout_ms=int(self.timeout * 1000),
-                                    max_partition_fetch_bytes=8 * 1024 * 1024)
+        consumer = self._consumer(auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
         await consumer.start()
         try:
             consumer.assign([tp])

@@ -110,6 +110,11 @@ class PolledSource(ABC):
     def poll(self, position: Any) -> AsyncGenerator[Batch, None]:
         """One pass over the source from ``position``."""
 
+    async def check(self) -> None:
+        """Raise SettingsError/ConfigError for what no retry can fix (wrong credentials), once at
+        start; an unreachable source is not an error here. Default: nothing to check."""
+        return None
+
     def lag(self) -> int | None:
         """How far behind the source is, in its own unit (None: unknown)."""
         return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import ConfigError
+from ..locks import LockHeld, lock_file
 
 __all__ = ["CHECKPOINT_FORMAT", "SourceLock", "SourceState", "atomic_write", "checkpoint_path",
            "format_position", "fsync_dir", "parse_position"]
@@ -144,21 +144,11 @@ class SourceLock:
         self._file: IO[str] | None = None
 
     def acquire(self, source_id: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+")
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            f.close()
-            raise ConfigError(f"source {source_id} is already being polled by pid {holder} "
+            self._file = lock_file(self.path)
+        except LockHeld as held:
+            raise ConfigError(f"source {source_id} is already being polled by pid {held.holder} "
                               f"(lock {self.path}): run one poller per source") from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        self._file = f
 
     def release(self) -> None:
         if self._file is not None:

@@ -22,6 +22,7 @@ from websockets.asyncio.server import Server, serve
 from ..contracts import load_contracts
 from ..errors import BrokerUnavailable, ConfigError
 from ..kafka_admin import ensure_topics
+from ..kafka_security import check_kafka, client_kwargs
 from ..settings import Settings
 from ..topics import SOURCE_STATUS_TOPIC, raw_topics
 from .gateway_connection import REFUSE_PERIOD, Gateway
@@ -65,14 +66,16 @@ async def serve_gateway(settings: Settings, host: str, port: int, tls: ssl.SSLCo
     for problem in routes.problems():
         log.warning("%s", problem)
     topics = [*raw_topics(contracts), SOURCE_STATUS_TOPIC]
-    producer = AIOKafkaProducer(
+    security = settings.kafka_security
+    await check_kafka(settings.bootstrap_servers, security)
+    producer = AIOKafkaProducer(**client_kwargs(security),
         bootstrap_servers=settings.bootstrap_servers, client_id="atlas-gateway", acks="all",
         request_timeout_ms=int(settings.gateway_send_timeout * 1000),
         max_batch_size=256 * 1024, max_request_size=max(settings.max_message_bytes + 65536, 1 << 20),
     )
     try:
         await asyncio.wait_for(ensure_topics(settings.bootstrap_servers, topics, settings.topic_partitions,
-                                             settings.topic_replication), 30)
+                                             settings.topic_replication, security), 30)
         await producer.start()
     except (KafkaError, OSError, TimeoutError) as exc:
         await producer.stop()

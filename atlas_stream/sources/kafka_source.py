@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncGenerator
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -22,8 +22,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from ..contract_schema import json_path
-from ..errors import BrokerUnavailable, ConfigError, ContractError, RecordError
+from ..errors import BrokerUnavailable, ConfigError, ContractError, RecordError, SettingsError
 from ..kafka_admin import partitions_of
+from ..kafka_security import KafkaSecurity, check_kafka, client_kwargs
 from ..messages import decode_raw, dlq_message, record_key
 from ..model import Contract, Dataset
 from ..settings import Settings
@@ -56,6 +57,9 @@ class KafkaConfig:
     start: str = "earliest"
     consume_directly: bool = False
     poll_interval: float = 1.0
+    #: the contract's ``security_protocol``, ``sasl_*`` and ``ssl_*`` keys when it names its own
+    #: cluster; else ATLAS_KAFKA_* (the cluster of ATLAS_BROKER).
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
     def from_contract(cls, contract: Contract, dataset: Dataset, settings: Settings) -> "KafkaConfig":
@@ -90,9 +94,28 @@ class KafkaConfig:
         if not dataset.path.strip():
             raise ContractError(contract.file, json_path(("dataset_config", index, "source", "path")),
                                 "the name of the Kafka topic to read")
+        security = settings.kafka_security
+        if servers is not None or any(get(key, None) is not None for key in _SECURITY_KEYS.values()):
+            for key in _SECURITY_KEYS.values():
+                value = get(key, None)
+                if value is not None and not isinstance(value, str):
+                    raise fail(key, f"expected a string (a ${{VAR}} placeholder for secrets), got {value!r}")
+            names = {attr: f"{contract.file} " + json_path(
+                         ("dataset_config", index, "source", key) if key in own else ("source_config", key))
+                     for attr, key in _SECURITY_KEYS.items()}
+            try:
+                security = KafkaSecurity.build({attr: get(key, None) for attr, key in _SECURITY_KEYS.items()}, names)
+            except SettingsError as exc:
+                raise ContractError(contract.file, json_path(("source_config",)), str(exc)) from None
         return cls(topic=dataset.path.strip(), bootstrap=_servers(servers) if servers else settings.bootstrap_servers,
                    group_id=group_id, batch_size=batch, start=start, consume_directly=direct,
-                   poll_interval=float(interval))
+                   poll_interval=float(interval), security=security)
+
+
+#: KafkaSecurity field -> contract key (``source_config`` or a dataset's ``source``).
+_SECURITY_KEYS = {"protocol": "security_protocol", "sasl_mechanism": "sasl_mechanism",
+                  "sasl_username": "sasl_username", "sasl_password": "sasl_password",
+                  "ssl_cafile": "ssl_cafile", "ssl_certfile": "ssl_certfile", "ssl_keyfile": "ssl_keyfile"}
 
 
 class KafkaSource(DatasetSource):
@@ -112,6 +135,9 @@ class KafkaSource(DatasetSource):
     def lag(self) -> int | None:
         return self._lag
 
+    async def check(self) -> None:
+        await check_kafka(self.config.bootstrap, self.config.security)
+
     def _where(self) -> str:
         return f"topic {self.config.topic!r} on {','.join(self.config.bootstrap)}"
 
@@ -122,7 +148,7 @@ class KafkaSource(DatasetSource):
         consumer = AIOKafkaConsumer(
             bootstrap_servers=cfg.bootstrap, client_id=f"atlas-{self.source_id}", group_id=cfg.group_id,
             enable_auto_commit=False, auto_offset_reset=cfg.start, isolation_level="read_committed",
-            max_partition_fetch_bytes=2 * 1024 * 1024,
+            max_partition_fetch_bytes=2 * 1024 * 1024, **client_kwargs(cfg.security),
         )
         try:
             try:
@@ -229,7 +255,7 @@ class KafkaSource(DatasetSource):
 
 async def check_direct_topic(config: KafkaConfig, raw: str, partitions: int) -> str:
     """For ``consume_directly``: check that the topic exists; returns what to tell the operator."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=config.bootstrap, **client_kwargs(config.security))
     try:
         await admin.start()
         # Listing first: describing a missing topic would make a broker that auto-creates topics create it.

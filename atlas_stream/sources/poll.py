@@ -135,6 +135,8 @@ async def _run(sources: list[tuple[PolledSource, float]], settings: Settings, on
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    for source, _ in sources:
+        await source.check()
     publisher = Publisher(settings)
     topics = [t for source, _ in sources for t in source.topics()] + [SOURCE_STATUS_TOPIC]
     await _start(publisher, topics, stop, once)

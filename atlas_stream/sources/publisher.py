@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 
 from ..errors import BrokerUnavailable
 from ..kafka_admin import ensure_topics
+from ..kafka_security import check_kafka, client_kwargs
 from ..settings import Settings
 
 __all__ = ["HEADER_POSITION", "HEADER_SOURCE", "OutRecord", "Publisher", "kafka_partition", "murmur2"]
@@ -101,6 +102,7 @@ class Publisher:
 
     def __init__(self, settings: Settings, client_id: str = "atlas-poller") -> None:
         self.bootstrap = settings.bootstrap_servers
+        self.security = settings.kafka_security
         self.partitions_wanted = settings.topic_partitions
         self.replication = settings.topic_replication
         self.max_request = settings.max_message_bytes + 64 * 1024
@@ -119,7 +121,8 @@ class Publisher:
         """Create missing topics (ATLAS_TOPIC_PARTITIONS partitions), start the clients."""
         topics = list(dict.fromkeys(topics))
         try:
-            await ensure_topics(self.bootstrap, topics, self.partitions_wanted, self.replication)
+            await check_kafka(self.bootstrap, self.security)
+            await ensure_topics(self.bootstrap, topics, self.partitions_wanted, self.replication, self.security)
             await self._start_clients()
             for topic in topics:
                 await self.partitions(topic)
@@ -131,12 +134,13 @@ class Publisher:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap, client_id=self.client_id, acks="all",
             enable_idempotence=self.idempotent, max_request_size=self.max_request,
-            max_batch_size=BATCH_BYTES, request_timeout_ms=30_000,
+            max_batch_size=BATCH_BYTES, request_timeout_ms=30_000, **client_kwargs(self.security),
         )
         await self._producer.start()
         if self._offsets is None:
             self._offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, client_id=self.client_id,
-                                             group_id=None, enable_auto_commit=False)
+                                             group_id=None, enable_auto_commit=False,
+                                             **client_kwargs(self.security))
             await self._offsets.start()
 
     async def stop(self) -> None:
@@ -277,6 +281,7 @@ class Publisher:
             bootstrap_servers=self.bootstrap, client_id=f"{self.client_id}-recovery", group_id=None,
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_partition_fetch_bytes=2 * self.max_request, fetch_max_bytes=8 * self.max_request,
+            **client_kwargs(self.security),
         )
         await consumer.start()
         found: set[str] = set()

@@ -114,3 +114,16 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
         w.stop()
 from .es_fixtures import noida_es  # noqa: E402,F401
 from .lake_fixtures import moto_s3, webhdfs  # noqa: E402,F401
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the session when a secret a test used appears in any file the session wrote."""
+    from .secrets_check import USED, leaks
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if not USED or factory is None:
+        return
+    found = leaks(factory.getbasetemp())
+    if found:
+        print("\nSECRETS LEAKED into logs:\n  " + "\n  ".join(found))
+        session.exitstatus = 1

@@ -226,3 +226,25 @@ class Feeder(threading.Thread):
             raise AssertionError(f"publishing failed: {self.error!r}") from self.error
         assert not self.is_alive(), "publishing did not finish"
         return self.positions
+
+
+def changelog_reads(log: str) -> int:
+    """Changelog messages a worker's last recovery had to read: highwater - start offset per
+    active changelog partition, from the two tables Faust's recovery logs."""
+    def table(title: str) -> dict[tuple[str, int], int]:
+        at = log.lower().rfind(title.lower())
+        assert at >= 0, f"no {title!r} table in the log"
+        out: dict[tuple[str, int], int] = {}
+        topic = ""
+        for line in log[at:].splitlines()[4:]:
+            if not line.startswith("|"):
+                break
+            name, partition, offset = (c.strip() for c in line.strip().strip("|").split("|"))
+            topic = topic if name == "\u3003" else name  # 〃: the topic of the row above
+            out[(topic, int(partition))] = int(offset)
+        return out
+
+    high = table("Highwater for active changelog partitions")
+    start = table("active offsets at start of reading")
+    assert high and set(high) == set(start)
+    return sum(max(0, h - start[tp]) for tp, h in high.items())

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from atlas_stream.batch.arrow_quality import BatchScorer
@@ -44,6 +45,18 @@ def assert_same(scorer: DatasetScorer, batch: BatchScorer, records: list[dict[st
         for fail in r.failures:
             counts[fail] = counts.get(fail, 0) + 1
     assert got.failure_counts == counts
+
+
+def sample_values(gen: SampleGenerator, n: int, when: datetime) -> list[Any]:
+    """The first ``n`` sample values that are valid JSON (objects or not)."""
+    out: list[Any] = []
+    while len(out) < n:
+        value, _ = gen.raw(when)
+        try:
+            out.append(orjson.loads(value))
+        except orjson.JSONDecodeError:
+            continue
+    return out
 
 
 def scorers(ds: Dataset) -> tuple[DatasetScorer, BatchScorer]:
@@ -197,14 +210,7 @@ def test_sample_contracts_match(file: str, as_text: bool) -> None:
         stream, batch = scorers(ds)
         gen = SampleGenerator(ds, seed=11, defect_rate=0.3)
         records: list[dict[str, Any]] = []
-        import orjson
-
-        while len(records) < 1500:
-            value, _ = gen.raw(NOW - timedelta(hours=1))
-            try:
-                rec = orjson.loads(value)
-            except orjson.JSONDecodeError:
-                continue
+        for rec in sample_values(gen, 1500, NOW - timedelta(hours=1)):
             if as_text:  # a CSV row: every value is text, a missing one is empty
                 rec = {k: "" if v is None else (v if isinstance(v, str) else orjson.dumps(v).decode())
                        for k, v in rec.items()}

@@ -60,3 +60,17 @@ def test_admin_token_is_optional_and_never_shown() -> None:
     s = Settings.from_env({"ATLAS_ADMIN_TOKEN": "t0ken"})
     assert s.admin_token == "t0ken"
     assert "t0ken" not in repr(s) and "t0ken" not in str(s.describe())
+
+
+def test_tables_are_on_disk_by_default_where_that_is_safe() -> None:
+    assert Settings.from_env({}).store == "rocksdb://"
+    assert Settings.from_env({"ATLAS_PROCESSING_GUARANTEE": "exactly_once"}).store == "memory://"
+    assert Settings.from_env({"ATLAS_STORE": "memory://"}).store == "memory://"
+    tansu = Settings.from_env({"ATLAS_EMBEDDED_BROKER": "1", "ATLAS_DEV_BROKER": "tansu"})
+    assert faust_settings(tansu)["store"] == "memory://"  # Tansu forgets its topics: tables stay in memory
+
+
+def test_a_table_store_key_names_its_partition() -> None:
+    from atlas_stream.table_store import key_partition
+
+    assert key_partition(b'"3|shop.orders|gold"') == 3 and key_partition(b"12|x|y") == 12

@@ -114,3 +114,24 @@ def test_renamed_key_fields_are_read_under_their_source_names(tmp_path: Path) ->
     src = _source(tmp_path, key=["region", "order_id"],
                   transformations=[{"type": "rename", "from": "id", "to": "order_id"}])
     assert src._out(_message(b'{"id": 5, "region": "eu"}')).key == b'["eu",5]'
+
+
+def test_a_contract_names_its_own_cluster_and_credentials(tmp_path: Path) -> None:
+    secured = Settings(broker="kafka://main:9093", kafka_security=Settings.from_env(
+        {"ATLAS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "ATLAS_KAFKA_SASL_USERNAME": "main",
+         "ATLAS_KAFKA_SASL_PASSWORD": "main-pw"}).kafka_security)
+    doc = {"bootstrap_servers": "other:9096", "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
+           "sasl_username": "${SRC_USER:-copier}", "sasl_password": "${SRC_PASSWORD:-src-pw}"}
+    contract = _contract(tmp_path, doc)
+    cfg = KafkaConfig.from_contract(contract, contract.datasets[0], secured)
+    sec = cfg.security
+    assert (sec.protocol, sec.sasl_mechanism, sec.sasl_username, sec.sasl_password) == \
+        ("SASL_SSL", "SCRAM-SHA-512", "copier", "src-pw")
+    assert "src-pw" not in repr(cfg)
+    # Without a cluster of its own, the source reads ATLAS_BROKER with ATLAS_KAFKA_*.
+    plain = _contract(tmp_path, {})
+    assert KafkaConfig.from_contract(plain, plain.datasets[0], secured).security.sasl_username == "main"
+    bad = _contract(tmp_path, {"bootstrap_servers": "other:9096", "security_protocol": "SASL_SSL",
+                               "sasl_username": "u"})
+    with pytest.raises(ContractError, match=r"\$.source_config.sasl_password is not set"):
+        KafkaConfig.from_contract(bad, bad.datasets[0], secured)

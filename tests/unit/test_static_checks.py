@@ -1,4 +1,4 @@
-"""The house rules that tools can check: ruff (errors and likely bugs) and mypy on atlas_stream."""
+"""The house rules that tools can check: ruff (errors and likely bugs) and mypy, as pyproject.toml configures them."""
 
 from __future__ import annotations
 
@@ -22,3 +22,11 @@ def test_ruff_finds_no_errors_or_likely_bugs() -> None:
 def test_mypy_is_clean_on_atlas_stream() -> None:
     result = _run("mypy", "atlas_stream", "--ignore-missing-imports", "--no-error-summary")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pyproject_configuration_checks_agents_and_tables_too() -> None:
+    # `ruff check` and `mypy` without arguments read pyproject.toml: the Faust declarations are checked too.
+    for args in (("ruff", "check"), ("mypy", "--no-error-summary")):
+        result = _run(*args)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert "agents" in _run("mypy", "--no-error-summary", "-v").stderr
