@@ -11,7 +11,7 @@ import faust
 from faust.exceptions import PartitionsMismatch
 
 from atlas_stream.app import app, catalog, settings
-from atlas_stream.channels import events, output_topics, raw_records
+from atlas_stream.channels import events, raw_records
 from atlas_stream.messages import event_message
 from atlas_stream.metrics import CHECK_FAILURES, RECORDS, SCHEMA_DRIFT
 from atlas_stream.registry import latest
@@ -148,55 +148,95 @@ async def _expected(topic: str, partition: int) -> int | None:
     return await _probe.committed(settings.app_id, topic, partition)
 
 
-async def _fill_skipped(topic: str, partition: int, offset: int, score: Any) -> None:
-    """Score the records a jump of the stream left out, read straight from the topic.
+Raw = tuple[str, int, int, float, "bytes | None", "bytes | None"]  # topic, partition, offset, ts, key, value
+
+
+async def _fill_skipped(topic: str, partition: int, offset: int) -> list[Raw]:
+    """The records a jump of the stream left out, read straight from the topic, in order.
 
     faust-streaming 0.15.3's fetcher can race with the seek that recovery performs after a
     restart or rebalance: the stream then jumps ahead, and Faust's gap tracking would commit past
     records nobody scored. A jump is checked against the topic and the missing records are
-    scored here, in order, before the record that revealed the jump.
+    scored before the record that revealed the jump.
     """
     expected = await _expected(topic, partition)
     if expected is None or offset <= expected:
-        return
+        return []
     found = await _probe.read_at(topic, partition, expected)
     if found.status not in ("found", "unknown"):
-        return  # a real gap (compaction, transaction markers, retention)
+        return []  # a real gap (compaction, transaction markers, retention)
     log.warning("%s[%d]: the stream jumped from %d to %d; scoring the %d records between from the topic",
                 topic, partition, expected, offset, offset - expected)
+    missing: list[Raw] = []
     async for chunk in _probe.read_range(topic, partition, expected, offset):
         for rec in chunk:
             ts = rec.timestamp / 1000.0 if rec.timestamp and rec.timestamp > 0 else time.time()
             if not _already_scored(topic, partition, rec.offset, ts):
-                await score(topic, partition, rec.offset, ts, rec.key, rec.value)
+                missing.append((topic, partition, rec.offset, ts, rec.key, rec.value))
+    return missing
 
 
 _probe = Probe(settings.bootstrap_servers)
 
+#: A micro-batch closes when it holds this many raw records ...
+BATCH_MAX = 2000
+#: ... or when this many seconds have passed without it filling up: the most a lone record waits.
+BATCH_WITHIN = 0.01
+
+
+async def _to_score(events: list[Any]) -> list[Raw]:
+    """The raw records of a micro-batch to score, in order: records a fetch jump skipped first,
+    second deliveries left out."""
+    todo: list[Raw] = []
+    for event in events:
+        msg = event.message
+        timestamp = msg.timestamp if msg.timestamp and msg.timestamp > 0 else time.time()  # Faust: seconds
+        todo += await _fill_skipped(msg.topic, msg.partition, msg.offset)
+        if _already_scored(msg.topic, msg.partition, msg.offset, timestamp):
+            log.info("skipped a second delivery of %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+            continue
+        todo.append((msg.topic, msg.partition, msg.offset, timestamp, event.key, event.value))
+    return todo
+
+
+async def _score(todo: list[Raw]) -> None:
+    """Score a micro-batch, send every outcome, and return once the broker has acknowledged all of
+    them: the events are acked (their offsets become committable) only after that."""
+    by_topic: dict[str, list[Raw]] = {}
+    for raw in todo:
+        by_topic.setdefault(raw[0], []).append(raw)
+    # Faust's producer (its transaction manager under exactly_once, which picks the transaction
+    # by output partition just as Topic.send does), without Topic.send's per-message objects.
+    producer = await app.maybe_start_producer()
+    sent: list[Any] = []
+    for topic, raws in by_topic.items():
+        rt = catalog.by_raw_topic[topic]
+        entry = schema_registry.get(rt.subject) or await _registered(rt.subject)
+        sources = [{"topic": t, "partition": p, "offset": o, "timestamp": ts} for t, p, o, ts, _, _ in raws]
+        outcomes = rt.process_many([(value, key, source) for (*_, key, value), source in zip(raws, sources)],
+                                   latest(entry) if entry else None, settings.max_message_bytes)
+        for (_, partition, offset, timestamp, _, _), outcome in zip(raws, outcomes):
+            # A keyless output keeps its raw partition, so that a second emission of the same raw
+            # record (at-least-once) lands where the sinks can recognise it by raw position.
+            sent.append(await producer.send(outcome.topic, outcome.key, outcome.value,
+                                            partition if outcome.key is None else None, None, None))
+            for name in outcome.drift:
+                key_ = stat_key(partition, rt.subject, name)
+                if schema_drift[key_] + _pending.drift[key_] == 0:  # first sighting on this partition
+                    sent.append(await events.send(key=rt.subject.encode(), value=event_message(
+                        "schema.drift", rt.subject, field=name, partition=partition, offset=offset)))
+            _pending.add(partition, rt.subject, outcome.tier or "dlq", outcome.failures, outcome.drift, timestamp)
+            if outcome.error:
+                log.warning("dead letter %s[%d]@%d: %s", topic, partition, offset, outcome.error)
+    await asyncio.gather(*sent)
+
 
 @app.agent(raw_records)
 async def score_raw_records(stream: Any) -> None:
-    max_bytes = settings.max_message_bytes
+    """Micro-batches of raw records: scored together, sent in bulk, acknowledged together."""
     clock = {"flush": 0.0, "expiry": 0.0}
-
-    async def score(topic: str, partition: int, offset: int, timestamp: float, key: bytes | None,
-                    value: bytes | None) -> None:
-        rt = catalog.by_raw_topic[topic]
-        source = {"topic": topic, "partition": partition, "offset": offset, "timestamp": timestamp}
-        entry = schema_registry.get(rt.subject) or await _registered(rt.subject)
-        outcome = rt.process(value, key, source, latest(entry) if entry else None, max_bytes)
-        # A keyless output keeps its raw partition, so that a second emission of the same raw
-        # record (at-least-once) lands where the sinks can recognise it by raw position.
-        out_partition = partition if outcome.key is None else None
-        await output_topics[outcome.topic].send(key=outcome.key, value=outcome.value, partition=out_partition)
-        for name in outcome.drift:
-            key_ = stat_key(partition, rt.subject, name)
-            if schema_drift[key_] + _pending.drift[key_] == 0:  # first sighting on this partition
-                await events.send(key=rt.subject.encode(), value=event_message(
-                    "schema.drift", rt.subject, field=name, partition=partition, offset=offset))
-        _pending.add(partition, rt.subject, outcome.tier or "dlq", outcome.failures, outcome.drift, timestamp)
-        if outcome.error:
-            log.warning("dead letter %s[%d]@%d: %s", topic, partition, offset, outcome.error)
+    async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+        await _score(await _to_score(batch))
         now = time.monotonic()
         if now >= clock["flush"]:
             _flush()
@@ -204,12 +244,3 @@ async def score_raw_records(stream: Any) -> None:
         if now >= clock["expiry"]:
             _expire_minutes(time.time())
             clock["expiry"] = now + MINUTE
-
-    async for event in stream.events():
-        msg = event.message
-        timestamp = msg.timestamp if msg.timestamp and msg.timestamp > 0 else time.time()
-        await _fill_skipped(msg.topic, msg.partition, msg.offset, score)
-        if _already_scored(msg.topic, msg.partition, msg.offset, timestamp):
-            log.info("skipped a second delivery of %s[%d]@%d", msg.topic, msg.partition, msg.offset)
-            continue
-        await score(msg.topic, msg.partition, msg.offset, timestamp, event.key, event.value)
