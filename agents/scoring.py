@@ -178,10 +178,9 @@ async def _fill_skipped(topic: str, partition: int, offset: int) -> list[Raw]:
 
 _probe = Probe(settings.bootstrap_servers)
 
-#: A micro-batch closes when it holds this many raw records ...
-BATCH_MAX = 2000
-#: ... or when this many seconds have passed without it filling up: the most a lone record waits.
-BATCH_WITHIN = 0.01
+#: The most raw records scored together. A micro-batch is whatever the stream holds when the agent
+#: asks, up to this many: under load they fill up, while a lone record is scored at once.
+BATCH_MAX = 1000
 
 
 async def _to_score(events: list[Any]) -> list[Raw]:
@@ -233,10 +232,20 @@ async def _score(todo: list[Raw]) -> None:
 
 @app.agent(raw_records)
 async def score_raw_records(stream: Any) -> None:
-    """Micro-batches of raw records: scored together, sent in bulk, acknowledged together."""
+    """Micro-batches of raw records: scored together, sent in bulk, acked together once every
+    output is acknowledged (only then can Faust commit their offsets)."""
+    stream.enable_acks = False  # acked below, after the sends
+    queued = stream.channel.queue
     clock = {"flush": 0.0, "expiry": 0.0}
-    async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN):
+    batch: list[Any] = []
+    async for event in stream.events():
+        batch.append(event)
+        if len(batch) < BATCH_MAX and not queued.empty():
+            continue
         await _score(await _to_score(batch))
+        for done in batch:
+            await stream.ack(done)
+        batch = []
         now = time.monotonic()
         if now >= clock["flush"]:
             _flush()
