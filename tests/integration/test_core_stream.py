@@ -121,7 +121,7 @@ def test_a_bad_record_in_a_micro_batch_leaves_its_neighbours_alone(kafka, metada
     asyncio.run(ensure_topics([kafka.bootstrap], [RAW], partitions=2, replication=1))
     values: list[bytes | None] = []
     for i, (_, value, _, _) in enumerate(CASES):
-        values += [orjson.dumps(_rec(order_id=f"N-{i}a")), value, orjson.dumps(_rec(order_id=f"N-{i}b"))]
+        values += [orjson.dumps(_rec(order_id=f"O-{100 + 2 * i}")), value, orjson.dumps(_rec(order_id=f"O-{101 + 2 * i}"))]
     positions = asyncio.run(produce(kafka.bootstrap, RAW, values, key=b"one-partition"))
     start_worker(kafka, metadata_dir, app_id="atlas-micro-batch")
 
