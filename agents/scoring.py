@@ -13,6 +13,7 @@ from faust.exceptions import PartitionsMismatch
 from atlas_stream.app import app, catalog, settings
 from atlas_stream.channels import events, raw_records
 from atlas_stream.messages import event_message
+from atlas_stream.pipeline import Outcome
 from atlas_stream.metrics import CHECK_FAILURES, RECORDS, SCHEMA_DRIFT
 from atlas_stream.registry import latest
 from atlas_stream.sinks.probe import Probe
@@ -198,14 +199,32 @@ async def _to_score(events: list[Any]) -> list[Raw]:
     return todo
 
 
+async def _send(producer: Any, raw_topic: str, raw_partition: int, outcome: Outcome) -> Any:
+    """Send one outcome with Faust's producer, without Topic.send's per-message objects; returns
+    the future of its acknowledgement.
+
+    A keyless output keeps its raw partition, so that a second emission of the same raw record
+    (at-least-once) lands where the sinks can recognise it by raw position. Under exactly_once,
+    Faust's transaction manager would put a message in the transaction of its *output* partition
+    while it commits raw offsets in the transaction of the *raw* partition: a keyed output would
+    be committed along with another partition's offsets, and a SIGKILL between the two commits
+    duplicates or loses it. Each output goes into its raw partition's transaction instead, the one
+    that commits that raw offset (same transactional id format as faust.transport.consumer).
+    """
+    partition = raw_partition if outcome.key is None else None
+    if app.in_transaction:
+        tid = f"{app.conf.id}-{app.assignor.group_for_topic(raw_topic)}-{raw_partition}"
+        return await app.producer.send(outcome.topic, outcome.key, outcome.value, partition, None, None,
+                                       transactional_id=tid)
+    return await producer.send(outcome.topic, outcome.key, outcome.value, partition, None, None)
+
+
 async def _score(todo: list[Raw]) -> None:
     """Score a micro-batch, send every outcome, and return once the broker has acknowledged all of
     them: the events are acked (their offsets become committable) only after that."""
     by_topic: dict[str, list[Raw]] = {}
     for raw in todo:
         by_topic.setdefault(raw[0], []).append(raw)
-    # Faust's producer (its transaction manager under exactly_once, which picks the transaction
-    # by output partition just as Topic.send does), without Topic.send's per-message objects.
     producer = await app.maybe_start_producer()
     sent: list[Any] = []
     for topic, raws in by_topic.items():
@@ -215,10 +234,7 @@ async def _score(todo: list[Raw]) -> None:
         outcomes = rt.process_many([(value, key, source) for (*_, key, value), source in zip(raws, sources)],
                                    latest(entry) if entry else None, settings.max_message_bytes)
         for (_, partition, offset, timestamp, _, _), outcome in zip(raws, outcomes):
-            # A keyless output keeps its raw partition, so that a second emission of the same raw
-            # record (at-least-once) lands where the sinks can recognise it by raw position.
-            sent.append(await producer.send(outcome.topic, outcome.key, outcome.value,
-                                            partition if outcome.key is None else None, None, None))
+            sent.append(await _send(producer, topic, partition, outcome))
             for name in outcome.drift:
                 key_ = stat_key(partition, rt.subject, name)
                 if schema_drift[key_] + _pending.drift[key_] == 0:  # first sighting on this partition

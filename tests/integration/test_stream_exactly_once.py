@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from atlas_stream.kafka_admin import ensure_topics
@@ -46,6 +47,7 @@ async def committed_outputs(bootstrap: str) -> list[tuple[int, int]]:
         await consumer.stop()
 
 
+@pytest.mark.timeout(900)  # each restart after a SIGKILL waits for the group's session timeout
 def test_exactly_once_survives_sigkill(kafka, metadata_dir: Path, start_worker) -> None:
     n = 20_000
     env = {"ATLAS_PROCESSING_GUARANTEE": "exactly_once", "ATLAS_SINK_ENABLED": "0", "ATLAS_APP_ID": "atlas-eos"}
