@@ -123,7 +123,9 @@ def _already_scored(topic: str, partition: int, offset: int, timestamp: float) -
 
     faust-streaming 0.15.3 can hand a partition's records to the agent twice right after start-up
     or a rebalance (its fetcher runs while recovery seeks the partition back to the committed
-    offset); the second copy is dropped here so that it does not yield a duplicate tier message.
+    offset, and its drain loop accepts ``offset >= read_offset``: faust-streaming #502); the
+    second copy is dropped here so that it does not yield a duplicate tier message. Seen on real
+    Apache Kafka too (docs/stream-speed.md), so it applies in every profile.
     Only an older offset with an older-or-equal broker timestamp counts as seen: a recreated
     topic whose offsets start again carries newer timestamps and is processed normally.
     """
@@ -156,9 +158,11 @@ async def _fill_skipped(topic: str, partition: int, offset: int) -> list[Raw]:
     """The records a jump of the stream left out, read straight from the topic, in order.
 
     faust-streaming 0.15.3's fetcher can race with the seek that recovery performs after a
-    restart or rebalance: the stream then jumps ahead, and Faust's gap tracking would commit past
-    records nobody scored. A jump is checked against the topic and the missing records are
-    scored before the record that revealed the jump.
+    restart or rebalance: the stream then jumps ahead, and Faust's gap tracking
+    (``Consumer._add_gap`` counts the gap as acked) would commit past records nobody scored:
+    faust-streaming #216, #221 and #606. A jump is checked against the topic and the missing
+    records are scored before the record that revealed the jump. Seen on real Apache Kafka too
+    (docs/stream-speed.md), so it applies in every profile.
     """
     expected = await _expected(topic, partition)
     if expected is None or offset <= expected:
