@@ -223,9 +223,9 @@ async def _send(producer: Any, raw_topic: str, raw_partition: int, outcome: Outc
     return await producer.send(outcome.topic, outcome.key, outcome.value, partition, None, None)
 
 
-async def _score(todo: list[Raw]) -> None:
-    """Score a micro-batch, send every outcome, and return once the broker has acknowledged all of
-    them: the events are acked (their offsets become committable) only after that."""
+async def _score(todo: list[Raw]) -> list[Any]:
+    """Score a micro-batch and hand every outcome to the producer; returns the futures of their
+    acknowledgements."""
     by_topic: dict[str, list[Raw]] = {}
     for raw in todo:
         by_topic.setdefault(raw[0], []).append(raw)
@@ -247,25 +247,43 @@ async def _score(todo: list[Raw]) -> None:
             _pending.add(partition, rt.subject, outcome.tier or "dlq", outcome.failures, outcome.drift, timestamp)
             if outcome.error:
                 log.warning("dead letter %s[%d]@%d: %s", topic, partition, offset, outcome.error)
+    return sent
+
+
+#: Micro-batches whose outputs may await their acknowledgements while the next ones are scored.
+BATCHES_IN_FLIGHT = 8
+
+
+async def _ack_when_sent(stream: Any, events: list[Any], sent: list[Any]) -> None:
+    """Ack a micro-batch's events once the broker has acknowledged every output: only then can
+    Faust commit their offsets (it commits the highest offset below which all are acked)."""
     await asyncio.gather(*sent)
+    for event in events:
+        await stream.ack(event)
 
 
 @app.agent(raw_records)
 async def score_raw_records(stream: Any) -> None:
     """Micro-batches of raw records: scored together, sent in bulk, acked together once every
-    output is acknowledged (only then can Faust commit their offsets)."""
-    stream.enable_acks = False  # acked below, after the sends
+    output is acknowledged. The next batch is scored while the broker acknowledges the previous
+    ones (at most BATCHES_IN_FLIGHT), so a broker round trip does not stall the stream; a failed
+    send stops the agent before anything after it is acked."""
+    stream.enable_acks = False  # acked by _ack_when_sent
     queued = stream.channel.queue
     clock = {"flush": 0.0, "expiry": 0.0}
+    in_flight: list[asyncio.Task[None]] = []
     batch: list[Any] = []
     async for event in stream.events():
         batch.append(event)
         if len(batch) < BATCH_MAX and not queued.empty():
             continue
-        await _score(await _to_score(batch))
-        for done in batch:
-            await stream.ack(done)
+        in_flight.append(asyncio.ensure_future(_ack_when_sent(stream, batch, await _score(await _to_score(batch)))))
         batch = []
+        if len(in_flight) >= BATCHES_IN_FLIGHT:
+            await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        for task in [t for t in in_flight if t.done()]:
+            in_flight.remove(task)
+            task.result()  # a send that failed: crash here, its events stay unacked
         now = time.monotonic()
         if now >= clock["flush"]:
             _flush()
