@@ -277,7 +277,16 @@ async def score_raw_records(stream: Any) -> None:
         batch.append(event)
         if len(batch) < BATCH_MAX and not queued.empty():
             continue
-        in_flight.append(asyncio.ensure_future(_ack_when_sent(stream, batch, await _score(await _to_score(batch)))))
+        if app.in_transaction:
+            # exactly_once: the outputs go into the open transactions and the events are acked
+            # before any commit can run, so a commit takes a record's outputs and its offset
+            # together or neither (it flushes them; a failed send fails the commit).
+            async with app.consumer.commit_gate:
+                await _score(await _to_score(batch))
+                for done in batch:
+                    await stream.ack(done)
+        else:
+            in_flight.append(asyncio.ensure_future(_ack_when_sent(stream, batch, await _score(await _to_score(batch)))))
         batch = []
         if len(in_flight) >= BATCHES_IN_FLIGHT:
             await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)

@@ -27,6 +27,17 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
     are fetched again from the committed offset after the rebalance.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Held by the scoring agent around a micro-batch's sends and acks under exactly_once, so
+        #: that a commit (which ends the open transactions with the acked offsets) never falls
+        #: between a record's outputs and its ack. FIFO: neither side starves.
+        self.commit_gate = asyncio.Lock()
+
+    async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+        async with self.commit_gate:
+            return bool(await super().commit(topics, start_new_transaction=start_new_transaction))
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in the worker
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
