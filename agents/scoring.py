@@ -11,8 +11,9 @@ import faust
 from faust.exceptions import PartitionsMismatch
 
 from atlas_stream.app import app, catalog, settings
-from atlas_stream.channels import events, output_topics, raw_records
+from atlas_stream.channels import events, raw_records
 from atlas_stream.messages import event_message
+from atlas_stream.pipeline import Outcome
 from atlas_stream.metrics import CHECK_FAILURES, RECORDS, SCHEMA_DRIFT
 from atlas_stream.registry import latest
 from atlas_stream.sinks.probe import Probe
@@ -122,7 +123,9 @@ def _already_scored(topic: str, partition: int, offset: int, timestamp: float) -
 
     faust-streaming 0.15.3 can hand a partition's records to the agent twice right after start-up
     or a rebalance (its fetcher runs while recovery seeks the partition back to the committed
-    offset); the second copy is dropped here so that it does not yield a duplicate tier message.
+    offset, and its drain loop accepts ``offset >= read_offset``: faust-streaming #502); the
+    second copy is dropped here so that it does not yield a duplicate tier message. Seen on real
+    Apache Kafka too (docs/stream-speed.md), so it applies in every profile.
     Only an older offset with an older-or-equal broker timestamp counts as seen: a recreated
     topic whose offsets start again carries newer timestamps and is processed normally.
     """
@@ -148,55 +151,148 @@ async def _expected(topic: str, partition: int) -> int | None:
     return await _probe.committed(settings.app_id, topic, partition)
 
 
-async def _fill_skipped(topic: str, partition: int, offset: int, score: Any) -> None:
-    """Score the records a jump of the stream left out, read straight from the topic.
+Raw = tuple[str, int, int, float, "bytes | None", "bytes | None"]  # topic, partition, offset, ts, key, value
+
+
+async def _fill_skipped(topic: str, partition: int, offset: int) -> list[Raw]:
+    """The records a jump of the stream left out, read straight from the topic, in order.
 
     faust-streaming 0.15.3's fetcher can race with the seek that recovery performs after a
-    restart or rebalance: the stream then jumps ahead, and Faust's gap tracking would commit past
-    records nobody scored. A jump is checked against the topic and the missing records are
-    scored here, in order, before the record that revealed the jump.
+    restart or rebalance: the stream then jumps ahead, and Faust's gap tracking
+    (``Consumer._add_gap`` counts the gap as acked) would commit past records nobody scored:
+    faust-streaming #216, #221 and #606. A jump is checked against the topic and the missing
+    records are scored before the record that revealed the jump. Seen on real Apache Kafka too
+    (docs/stream-speed.md), so it applies in every profile.
     """
     expected = await _expected(topic, partition)
     if expected is None or offset <= expected:
-        return
+        return []
     found = await _probe.read_at(topic, partition, expected)
     if found.status not in ("found", "unknown"):
-        return  # a real gap (compaction, transaction markers, retention)
+        return []  # a real gap (compaction, transaction markers, retention)
     log.warning("%s[%d]: the stream jumped from %d to %d; scoring the %d records between from the topic",
                 topic, partition, expected, offset, offset - expected)
+    missing: list[Raw] = []
     async for chunk in _probe.read_range(topic, partition, expected, offset):
         for rec in chunk:
             ts = rec.timestamp / 1000.0 if rec.timestamp and rec.timestamp > 0 else time.time()
             if not _already_scored(topic, partition, rec.offset, ts):
-                await score(topic, partition, rec.offset, ts, rec.key, rec.value)
+                missing.append((topic, partition, rec.offset, ts, rec.key, rec.value))
+    return missing
 
 
 _probe = Probe(settings.bootstrap_servers)
 
+#: The most raw records scored together. A micro-batch is whatever the stream holds when the agent
+#: asks, up to this many: under load they fill up, while a lone record is scored at once.
+BATCH_MAX = 1000
+
+
+async def _to_score(events: list[Any]) -> list[Raw]:
+    """The raw records of a micro-batch to score, in order: records a fetch jump skipped first,
+    second deliveries left out."""
+    todo: list[Raw] = []
+    for event in events:
+        msg = event.message
+        timestamp = msg.timestamp if msg.timestamp and msg.timestamp > 0 else time.time()  # Faust: seconds
+        todo += await _fill_skipped(msg.topic, msg.partition, msg.offset)
+        if _already_scored(msg.topic, msg.partition, msg.offset, timestamp):
+            log.info("skipped a second delivery of %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+            continue
+        todo.append((msg.topic, msg.partition, msg.offset, timestamp, event.key, event.value))
+    return todo
+
+
+async def _send(producer: Any, raw_topic: str, raw_partition: int, outcome: Outcome) -> Any:
+    """Send one outcome with Faust's producer, without Topic.send's per-message objects; returns
+    the future of its acknowledgement.
+
+    A keyless output keeps its raw partition, so that a second emission of the same raw record
+    (at-least-once) lands where the sinks can recognise it by raw position. Under exactly_once,
+    Faust's transaction manager would put a message in the transaction of its *output* partition
+    while it commits raw offsets in the transaction of the *raw* partition: a keyed output would
+    be committed along with another partition's offsets, and a SIGKILL between the two commits
+    duplicates or loses it. Each output goes into its raw partition's transaction instead, the one
+    that commits that raw offset (same transactional id format as faust.transport.consumer).
+    """
+    partition = raw_partition if outcome.key is None else None
+    if app.in_transaction:
+        tid = f"{app.conf.id}-{app.assignor.group_for_topic(raw_topic)}-{raw_partition}"
+        return await app.producer.send(outcome.topic, outcome.key, outcome.value, partition, None, None,
+                                       transactional_id=tid)
+    return await producer.send(outcome.topic, outcome.key, outcome.value, partition, None, None)
+
+
+async def _score(todo: list[Raw]) -> list[Any]:
+    """Score a micro-batch and hand every outcome to the producer; returns the futures of their
+    acknowledgements."""
+    by_topic: dict[str, list[Raw]] = {}
+    for raw in todo:
+        by_topic.setdefault(raw[0], []).append(raw)
+    producer = await app.maybe_start_producer()
+    sent: list[Any] = []
+    for topic, raws in by_topic.items():
+        rt = catalog.by_raw_topic[topic]
+        entry = schema_registry.get(rt.subject) or await _registered(rt.subject)
+        sources = [{"topic": t, "partition": p, "offset": o, "timestamp": ts} for t, p, o, ts, _, _ in raws]
+        outcomes = rt.process_many([(value, key, source) for (*_, key, value), source in zip(raws, sources)],
+                                   latest(entry) if entry else None, settings.max_message_bytes)
+        for (_, partition, offset, timestamp, _, _), outcome in zip(raws, outcomes):
+            sent.append(await _send(producer, topic, partition, outcome))
+            for name in outcome.drift:
+                key_ = stat_key(partition, rt.subject, name)
+                if schema_drift[key_] + _pending.drift[key_] == 0:  # first sighting on this partition
+                    sent.append(await events.send(key=rt.subject.encode(), value=event_message(
+                        "schema.drift", rt.subject, field=name, partition=partition, offset=offset)))
+            _pending.add(partition, rt.subject, outcome.tier or "dlq", outcome.failures, outcome.drift, timestamp)
+            if outcome.error:
+                log.warning("dead letter %s[%d]@%d: %s", topic, partition, offset, outcome.error)
+    return sent
+
+
+#: Micro-batches whose outputs may await their acknowledgements while the next ones are scored.
+BATCHES_IN_FLIGHT = 8
+
+
+async def _ack_when_sent(stream: Any, events: list[Any], sent: list[Any]) -> None:
+    """Ack a micro-batch's events once the broker has acknowledged every output: only then can
+    Faust commit their offsets (it commits the highest offset below which all are acked)."""
+    await asyncio.gather(*sent)
+    for event in events:
+        await stream.ack(event)
+
 
 @app.agent(raw_records)
 async def score_raw_records(stream: Any) -> None:
-    max_bytes = settings.max_message_bytes
+    """Micro-batches of raw records: scored together, sent in bulk, acked together once every
+    output is acknowledged. The next batch is scored while the broker acknowledges the previous
+    ones (at most BATCHES_IN_FLIGHT), so a broker round trip does not stall the stream; a failed
+    send stops the agent before anything after it is acked."""
+    stream.enable_acks = False  # acked by _ack_when_sent
+    queued = stream.channel.queue
     clock = {"flush": 0.0, "expiry": 0.0}
-
-    async def score(topic: str, partition: int, offset: int, timestamp: float, key: bytes | None,
-                    value: bytes | None) -> None:
-        rt = catalog.by_raw_topic[topic]
-        source = {"topic": topic, "partition": partition, "offset": offset, "timestamp": timestamp}
-        entry = schema_registry.get(rt.subject) or await _registered(rt.subject)
-        outcome = rt.process(value, key, source, latest(entry) if entry else None, max_bytes)
-        # A keyless output keeps its raw partition, so that a second emission of the same raw
-        # record (at-least-once) lands where the sinks can recognise it by raw position.
-        out_partition = partition if outcome.key is None else None
-        await output_topics[outcome.topic].send(key=outcome.key, value=outcome.value, partition=out_partition)
-        for name in outcome.drift:
-            key_ = stat_key(partition, rt.subject, name)
-            if schema_drift[key_] + _pending.drift[key_] == 0:  # first sighting on this partition
-                await events.send(key=rt.subject.encode(), value=event_message(
-                    "schema.drift", rt.subject, field=name, partition=partition, offset=offset))
-        _pending.add(partition, rt.subject, outcome.tier or "dlq", outcome.failures, outcome.drift, timestamp)
-        if outcome.error:
-            log.warning("dead letter %s[%d]@%d: %s", topic, partition, offset, outcome.error)
+    in_flight: list[asyncio.Task[None]] = []
+    batch: list[Any] = []
+    async for event in stream.events():
+        batch.append(event)
+        if len(batch) < BATCH_MAX and not queued.empty():
+            continue
+        if app.in_transaction:
+            # exactly_once: the outputs go into the open transactions and the events are acked
+            # before any commit can run, so a commit takes a record's outputs and its offset
+            # together or neither (it flushes them; a failed send fails the commit).
+            async with app.consumer.commit_gate:
+                await _score(await _to_score(batch))
+                for done in batch:
+                    await stream.ack(done)
+        else:
+            in_flight.append(asyncio.ensure_future(_ack_when_sent(stream, batch, await _score(await _to_score(batch)))))
+        batch = []
+        if len(in_flight) >= BATCHES_IN_FLIGHT:
+            await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+        for task in [t for t in in_flight if t.done()]:
+            in_flight.remove(task)
+            task.result()  # a send that failed: crash here, its events stay unacked
         now = time.monotonic()
         if now >= clock["flush"]:
             _flush()
@@ -204,12 +300,3 @@ async def score_raw_records(stream: Any) -> None:
         if now >= clock["expiry"]:
             _expire_minutes(time.time())
             clock["expiry"] = now + MINUTE
-
-    async for event in stream.events():
-        msg = event.message
-        timestamp = msg.timestamp if msg.timestamp and msg.timestamp > 0 else time.time()
-        await _fill_skipped(msg.topic, msg.partition, msg.offset, score)
-        if _already_scored(msg.topic, msg.partition, msg.offset, timestamp):
-            log.info("skipped a second delivery of %s[%d]@%d", msg.topic, msg.partition, msg.offset)
-            continue
-        await score(msg.topic, msg.partition, msg.offset, timestamp, event.key, event.value)

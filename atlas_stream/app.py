@@ -7,12 +7,11 @@ from typing import Any
 
 import faust
 
-from . import faust_fixes
 from .kafka_security import faust_credentials
 from .pipeline import Catalog, load_catalog
 from .settings import Settings, get_settings
 
-__all__ = ["app", "catalog", "dev_profile", "faust_monitor", "faust_settings", "settings"]
+__all__ = ["AtlasApp", "app", "catalog", "dev_profile", "faust_monitor", "faust_settings", "settings"]
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,30 @@ def faust_monitor() -> Any:
     return PrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "faust"))
 
 
-faust_fixes.apply()
+class AtlasApp(faust.App):  # type: ignore[misc]
+    """faust.App on :class:`~atlas_stream.transport.FetchTransport` (no per-message task switches)."""
+
+    def _new_transport(self) -> Any:
+        from .transport import FetchTransport
+
+        return FetchTransport(self.conf.broker_consumer, self)
+
+
 settings = get_settings()
 catalog: Catalog = load_catalog(settings.metadata_dir)
-app = faust.App(settings.app_id, monitor=faust_monitor(), **faust_settings(settings))
+app = AtlasApp(settings.app_id, monitor=faust_monitor(), **faust_settings(settings))
+
+
+@app.task
+async def log_at_the_chosen_level() -> None:
+    """Put the root logger back at the worker's ``-l`` level once the worker runs.
+
+    At ``-l warn`` and above, faust-streaming 0.15.3's worker sets the root logger to DEBUG to
+    turn its start-up spinner and never restores it, so every ``log.debug`` in Faust and aiokafka
+    (several per message sent) builds a record that no handler prints: 7 to 10 % of a busy
+    worker's time (docs/stream-speed.md).
+    """
+    root = logging.getLogger()
+    levels = [h.level for h in root.handlers if type(h).__name__ != "SpinnerHandler"]
+    if levels and root.level < min(levels):
+        root.setLevel(min(levels))

@@ -1,16 +1,13 @@
-"""Fixes for faust-streaming 0.15.3 bugs that real Kafka shows, applied once by the app.
-
-Each fix names the bug, the test that proves it, and what to remove when Faust fixes it.
-"""
+"""Fixes for faust-streaming 0.15.3 bugs that real Kafka shows (the worker's transport,
+atlas_stream.transport, uses them). Each fix names the bug and the test that proves it."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
 from faust.transport.consumer import TransactionManager
-from faust.transport.drivers import aiokafka as aiokafka_driver
 
-__all__ = ["FlushingTransactionManager", "apply"]
+__all__ = ["FlushingTransactionManager"]
 
 
 class FlushingTransactionManager(TransactionManager):  # type: ignore[misc]
@@ -29,7 +26,3 @@ class FlushingTransactionManager(TransactionManager):  # type: ignore[misc]
         await self.app.producer.flush()
         return bool(await super().commit(offsets, start_new_transaction=start_new_transaction))
 
-
-def apply() -> None:
-    """Install the fixes on Faust's aiokafka transport (idempotent)."""
-    aiokafka_driver.Transport.TransactionManager = FlushingTransactionManager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from .contracts import load_contracts
 from .errors import RecordError
@@ -77,15 +77,33 @@ class DatasetRuntime:
         ``registered`` is the subject's latest accepted version from the schema registry
         (``{"version", "schema"}``), or None before the first registration is processed.
         """
+        return self.process_many([(value, key, source)], registered, max_bytes)[0]
+
+    def process_many(
+        self,
+        messages: Iterable[tuple[bytes | None, bytes | None, Mapping[str, Any]]],
+        registered: Mapping[str, Any] | None,
+        max_bytes: int,
+    ) -> list[Outcome]:
+        """:meth:`process` for a micro-batch of ``(value, key, source)``: one outcome per message,
+        in order, each exactly what :meth:`process` gives for it alone (the scorer for the
+        registered version is looked up once per batch, not once per message)."""
+        schema = registered.get("schema") if registered else None
+        version = registered.get("version") if registered else None
+        scorer = self.scorer(schema)
+        return [self._one(value, key, source, scorer, version, max_bytes) for value, key, source in messages]
+
+    def _one(
+        self, value: bytes | None, key: bytes | None, source: Mapping[str, Any], scorer: DatasetScorer,
+        version: int | None, max_bytes: int,
+    ) -> Outcome:
         try:
             raw = decode_raw(value)
         except RecordError as exc:
             return self._dead(str(exc), "decode", source, key, value, max_bytes)
-        schema = registered.get("schema") if registered else None
-        version = registered.get("version") if registered else None
         ingest_time = datetime.fromtimestamp(float(source["timestamp"]), tz=timezone.utc)
         try:
-            scored = self.scorer(schema).process(raw, ingest_time)
+            scored = scorer.process(raw, ingest_time)
             message = encode(tier_message(scored, source, self.subject, version))
         except Exception as exc:  # a bug must not lose the record: dead-letter it with the reason
             return self._dead(f"scoring failed: {type(exc).__name__}: {exc}", "score", source, key, value, max_bytes)

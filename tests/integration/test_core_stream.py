@@ -112,6 +112,35 @@ def test_every_raw_record_lands_once_in_the_right_tier(kafka, metadata_dir: Path
     assert [(e["field"], e["partition"], e["offset"]) for e in drift] == [("coupon", *positions[3])]
 
 
+def test_a_bad_record_in_a_micro_batch_leaves_its_neighbours_alone(kafka, metadata_dir: Path, start_worker) -> None:
+    """Every case above between two good records, all in one raw partition before the worker
+    starts, so that they reach it in the same fetch and micro-batch: each bad one alone goes to
+    the DLQ with its reason, each neighbour is scored gold."""
+    from atlas_stream.kafka_admin import ensure_topics
+
+    asyncio.run(ensure_topics([kafka.bootstrap], [RAW], partitions=2, replication=1))
+    values: list[bytes | None] = []
+    for i, (_, value, _, _) in enumerate(CASES):
+        values += [orjson.dumps(_rec(order_id=f"O-{100 + 2 * i}")), value, orjson.dumps(_rec(order_id=f"O-{101 + 2 * i}"))]
+    positions = asyncio.run(produce(kafka.bootstrap, RAW, values, key=b"one-partition"))
+    start_worker(kafka, metadata_dir, app_id="atlas-micro-batch")
+
+    got = parse(asyncio.run(consume(kafka.bootstrap, [*TIERS.values(), DLQ], lambda ms: len(ms) >= len(values),
+                                    timeout=90)))
+    seen = _positions(got)
+    assert sorted(seen) == sorted((RAW, p, o) for p, o in positions), "lost or duplicated records"
+    by_pos = {pos: (topic, msg) for pos, (topic, msg) in zip(seen, got)}
+    for i, (name, _, tier, expectation) in enumerate(CASES):
+        before, bad, after = (by_pos[(RAW, *positions[3 * i + k])] for k in range(3))
+        for topic, msg in (before, after):
+            assert topic == TIERS["gold"] and msg["quality"]["failures"] == [], (name, msg["quality"])
+        topic, msg = bad
+        if tier == "dlq":
+            assert topic == DLQ and expectation in msg["error"], (name, topic, msg.get("error"))
+        else:
+            assert topic == TIERS[tier] and msg["quality"]["failures"] == expectation, (name, topic)
+
+
 def test_tier_messages_keyed_dlq_keeps_bytes_and_stats_add_up(kafka, metadata_dir: Path, start_worker) -> None:
     start_worker(kafka, metadata_dir, app_id="atlas-stats")
     good = [orjson.dumps(_rec(order_id=f"O-{i}")) for i in range(30)]

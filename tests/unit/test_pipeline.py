@@ -87,3 +87,23 @@ def test_an_older_registered_version_is_what_records_are_scored_against(orders) 
                         "created_at": FRESH})
     msg = orjson.loads(orders.process(raw, None, SOURCE, {"version": 1, "schema": v1}, 1_000_000).value)
     assert "note" not in msg["record"] and msg["quality"]["failures"] == ["schema"]
+
+
+def test_a_micro_batch_gives_each_message_the_outcome_it_gets_alone(orders) -> None:  # type: ignore[no-untyped-def]
+    good = orjson.dumps({"order_id": "O-1", "amount": 10.5, "quantity": 1, "currency": "USD", "note": "ok",
+                         "created_at": FRESH})
+    bad = [b"nope", b"[1, 2]", None, b"[" * 5000 + b"]" * 5000, b'{"d": 1' + b"0" * 40 + b"}",
+           orjson.dumps({"order_id": "O-2", "note": "x" * 1_000_000}), b'{"order_id": {"a": [[[{"b": 1}]]]}}']
+    values = [v for b in bad for v in (good, b)] + [good]
+    sources = [{**SOURCE, "offset": i} for i in range(len(values))]
+    batch = orders.process_many(zip(values, [None] * len(values), sources), None, 1_000_000)
+
+    def comparable(outcome):  # type: ignore[no-untyped-def]
+        value = orjson.loads(outcome.value)
+        value.pop("failed_at", None)  # a dead letter's own time
+        return outcome.topic, outcome.key, value, outcome.tier, outcome.failures, outcome.error
+
+    assert [comparable(o) for o in batch] == [
+        comparable(orders.process(v, None, s, None, 1_000_000)) for v, s in zip(values, sources)]
+    assert [o.tier for o in batch[::2]] == ["gold"] * (len(bad) + 1)
+    assert [o.topic for o in batch[1:8:2]] == ["atlas.itest.dlq"] * 4  # not JSON, array, tombstone, deep
