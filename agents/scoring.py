@@ -285,6 +285,13 @@ async def score_raw_records(stream: Any) -> None:
                 await _score(await _to_score(batch))
                 for done in batch:
                     await stream.ack(done)
+                # The statistics join the same transactions: faust-streaming 0.15.3 commits
+                # transactions without draining its send buffer, through which table changelog
+                # updates go, so hand them to the producer while no commit can run (otherwise a
+                # SIGKILL aborted them with the next transaction while the offsets they count
+                # were committed: statistics recovered about 12 % short in the exactly_once test).
+                _flush()
+                await app.producer.buffer.flush()
         else:
             in_flight.append(asyncio.ensure_future(_ack_when_sent(stream, batch, await _score(await _to_score(batch)))))
         batch = []

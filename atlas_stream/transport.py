@@ -10,8 +10,6 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, Message
 
-from .faust_fixes import FlushingTransactionManager
-
 __all__ = ["FetchConsumer", "FetchTransport"]
 
 
@@ -96,8 +94,6 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
 
 
 class FetchTransport(driver.Transport):  # type: ignore[misc]
-    """Faust's aiokafka transport with :class:`FetchConsumer`, and a transaction manager that
-    flushes the producer before it commits (:class:`~atlas_stream.faust_fixes.FlushingTransactionManager`)."""
+    """Faust's aiokafka transport with :class:`FetchConsumer`."""
 
     Consumer: ClassVar[type] = FetchConsumer
-    TransactionManager: ClassVar[type] = FlushingTransactionManager

@@ -106,7 +106,7 @@ def test_exactly_once_survives_kill_9_and_read_committed_sees_each_record_once(k
     assert got == expected
 
     # The statistics are part of the same transactions: recovering them gives exact counts
-    # (atlas_stream.faust_fixes.FlushingTransactionManager).
+    # (agents/scoring.py writes them and drains Faust's send buffer under the commit gate).
     want = Counter(f"itest.orders|{tier}" for tier in expected.values())
     changelog = asyncio.run(consume(kafka.bootstrap, ["atlas-eos-tier_counts-changelog"],
                                     lambda ms: _changelog_totals(ms) == want, timeout=60,

@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from atlas_stream.kafka_admin import ensure_topics, partitions_of
+from atlas_stream.kafka_admin import ensure_topics
 
+from .harness import read_to_end
 from .sinkcheck import mixed, wait_for
 from .test_sink_parquet import produce_fast
 
@@ -24,26 +24,9 @@ OUTPUTS = [f"atlas.itest.orders.{t}" for t in ("gold", "silver", "bronze", "reje
 
 
 async def committed_outputs(bootstrap: str) -> list[tuple[int, int]]:
-    """Raw positions (partition, offset) of every committed output, read to the end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest", isolation_level="read_committed")
-    await consumer.start()
-    try:
-        tps = [TopicPartition(t, p) for t in OUTPUTS for p in sorted(await partitions_of(consumer, t))]
-        if not tps:
-            return []
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)  # the last stable offsets under read_committed
-        out: list[tuple[int, int]] = []
-        while not all([await consumer.position(tp) >= ends[tp] for tp in tps]):
-            for messages in (await consumer.getmany(timeout_ms=500)).values():
-                for m in messages:
-                    source = orjson.loads(m.value)["source"]
-                    out.append((source["partition"], source["offset"]))
-        return out
-    finally:
-        await consumer.stop()
+    """Raw positions (partition, offset) of every committed output, read to the last stable offset."""
+    messages = await read_to_end(bootstrap, OUTPUTS, isolation_level="read_committed")
+    return [(src["partition"], src["offset"]) for m in messages if (src := orjson.loads(m.value)["source"])]
 
 
 @pytest.mark.timeout(900)
