@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.exceptions import PartitionsMismatch
@@ -18,6 +18,7 @@ from atlas_stream.metrics import CHECK_FAILURES, RECORDS, SCHEMA_DRIFT
 from atlas_stream.registry import latest
 from atlas_stream.sinks.probe import Probe
 from atlas_stream.stats import MINUTE, StatsBatch, split_key, stat_key
+from atlas_stream.transport import FetchConsumer
 from tables.registry import schema_registry
 from tables.stats import failure_counts, last_seen, schema_drift, tier_counts, tier_counts_per_minute
 
@@ -136,7 +137,7 @@ def _already_scored(topic: str, partition: int, offset: int, timestamp: float) -
     return False
 
 
-@app.on_partitions_revoked.connect
+@app.on_partitions_revoked.connect  # type: ignore[arg-type]  # Faust's signal stub, as in agents/sinks.py
 async def _forget_revoked(app: Any, revoked: set[Any], **kwargs: Any) -> None:
     for tp in revoked:
         _scored.pop((tp.topic, tp.partition), None)
@@ -281,7 +282,8 @@ async def score_raw_records(stream: Any) -> None:
             # exactly_once: the outputs go into the open transactions and the events are acked
             # before any commit can run, so a commit takes a record's outputs and its offset
             # together or neither (it flushes them; a failed send fails the commit).
-            async with app.consumer.commit_gate:
+            consumer = cast(FetchConsumer, app.consumer)  # AtlasApp's transport (atlas_stream.transport)
+            async with consumer.commit_gate:
                 await _score(await _to_score(batch))
                 for done in batch:
                     await stream.ack(done)
