@@ -1,23 +1,30 @@
-"""The worker's Kafka transport: Faust's aiokafka driver with a consumer whose commits wait for
-the scoring agent's commit gate (exactly_once; docs/stream-speed.md)."""
+"""The worker's Kafka transport: Faust's aiokafka driver with a consumer that hands a fetch's
+messages to the streams without four task switches per message (docs/stream-speed.md)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any, ClassVar
 
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
+from faust.types import TP, Message
 
 __all__ = ["FetchConsumer", "FetchTransport"]
 
 
 class FetchConsumer(driver.Consumer):  # type: ignore[misc]
-    """Faust's aiokafka consumer with a commit gate.
+    """Faust's aiokafka consumer; every message still goes through Faust's conductor, streams,
+    offset tracking and acks, in order.
 
-    Issue 11 also replaced Faust's per-message drain loop with one delivery per fetch (faster:
-    Faust builds four tasks per message). It was taken out again: in one of three full test
-    runs, the worker that took over a SIGKILLed worker's partitions stopped delivering after the
-    rebalance (tests/integration/test_real_kafka.py, the failover test). docs/stream-speed.md.
+    faust-streaming 0.15.3 delivers each fetched message with
+    ``wait_first(callback(message), suspend_flow.wait())``: four new tasks and an
+    ``asyncio.wait`` per message, so that a delivery blocked on a full stream buffer can be
+    abandoned when a rebalance suspends the flow. On one core that caps any Faust agent near
+    2,500 messages/s, however little it does. Here one such wait covers all the messages of a
+    fetch: a rebalance still abandons the delivery at once, and the messages not yet delivered
+    are not marked read (Faust's own loop marks them read although no stream got them), so they
+    are fetched again from the committed offset after the rebalance.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -30,6 +37,60 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
     async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         async with self.commit_gate:
             return bool(await super().commit(topics, start_new_transaction=start_new_transaction))
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - runs in the worker
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                # Fetch outside the wait: getmany itself waits while the flow is suspended.
+                fetched = [pair async for pair in self.getmany(timeout=1.0)]
+                await self.sleep(0)
+                if fetched and not self.should_stop:
+                    await self.wait_first(self._deliver(fetched), self.suspend_flow.wait())
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _deliver(self, fetched: list[tuple[TP, Message]]) -> None:
+        """Faust's per-message steps, unchanged: skip what was read already, record a gap in the
+        offsets as acked, commit every ``broker_commit_every`` acks, hand the message over."""
+        callback = self.callback
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        since_yield = 0
+        for tp, message in fetched:
+            since_yield += 1
+            if since_yield > 100:
+                await asyncio.sleep(0)
+                since_yield = 0
+            offset = message.offset
+            r_offset = get_read_offset(tp)
+            if r_offset is not None and offset < r_offset:
+                continue
+            gap = offset - (r_offset or 0)
+            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                await self._add_gap(tp, r_offset + 1, offset)
+            if self._commit_every is not None and self._n_acked >= self._commit_every:
+                self._n_acked = 0
+                await self.commit()
+            await callback(message)
+            set_read_offset(tp, offset)
 
 
 class FetchTransport(driver.Transport):  # type: ignore[misc]
