@@ -283,6 +283,12 @@ async def score_raw_records(stream: Any) -> None:
             # before any commit can run, so a commit takes a record's outputs and its offset
             # together or neither (it flushes them; a failed send fails the commit).
             consumer = cast(FetchConsumer, app.consumer)  # AtlasApp's transport (atlas_stream.transport)
+            # Wait for a first registration before taking the gate: under read_committed the
+            # registry agent sees the request only after a commit, which the gate would hold up.
+            for topic in {e.message.topic for e in batch}:
+                rt = catalog.by_raw_topic.get(topic)
+                if rt is not None and not schema_registry.get(rt.subject):
+                    await _registered(rt.subject)
             async with consumer.commit_gate:
                 await _score(await _to_score(batch))
                 for done in batch:
