@@ -83,7 +83,7 @@ class SampleGenerator:
         return rec
 
     def _derive(self, rec: dict[str, Any]) -> None:
-        """Compute the fields that rules define from other fields (see ``_defining_rule``)."""
+        """Compute the fields that rules define from other fields (see ``expr.field_definition``)."""
         for feature, defined in self._derived:
             try:
                 value = defined.evaluate(rec.__getitem__)
