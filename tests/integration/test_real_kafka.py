@@ -82,12 +82,10 @@ def test_exactly_once_survives_kill_9_and_read_committed_sees_each_record_once(k
     worker = start_worker(kafka, metadata_dir, app_id="atlas-eos", **env)
     feeder = Feeder(kafka.bootstrap, RAW, [mixed(i) for i in range(6000)], chunk=100, pause=0.5)
     feeder.start()
-    kills = 0
     for _ in range(3):
         _processing(worker)
         time.sleep(2)  # in the middle of transactions
         worker.stop(signal.SIGKILL)
-        kills += 1
         worker = start_worker(kafka, metadata_dir, app_id="atlas-eos", **env)
     expected = _expected_tiers(feeder.result())
 
@@ -97,7 +95,6 @@ def test_exactly_once_survives_kill_9_and_read_committed_sees_each_record_once(k
     asyncio.run(consume(kafka.bootstrap, OUTPUTS, all_there, timeout=240, isolation_level="read_committed"))
     committed = asyncio.run(read_to_end(kafka.bootstrap, OUTPUTS, isolation_level="read_committed"))
     seen = _positions(committed)
-    assert kills == 3
     assert set(seen) == set(expected), f"missing {len(set(expected) - set(seen))}, extra {len(set(seen) - set(expected))}"
     assert [pos for pos, n in seen.items() if n > 1] == [], "a raw record was committed twice"
     tiers = {TIERS[t]: t for t in TIERS}
