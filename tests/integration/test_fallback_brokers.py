@@ -14,8 +14,7 @@ import pytest
 from .harness import consume, produce
 from .sinkcheck import mixed
 from .test_core_stream import DLQ, RAW, TIERS
-
-KIND_TIER = {7: "silver", 8: "bronze", 9: "rejected"}
+from .test_real_kafka import KIND_TIER
 
 
 @pytest.mark.parametrize("kind", ["noida", "tansu"])
