@@ -39,6 +39,10 @@ def mixed(i: int) -> bytes:
     return order(i)
 
 
+#: The tier of ``mixed(i)`` by ``i % 10``; every other kind is gold.
+KIND_TIER = {7: "silver", 8: "bronze", 9: "rejected"}
+
+
 def committed_files(lake: Path) -> list[Path]:
     return sorted(p for p in lake.rglob("*.parquet") if parse_committed_name(p.name))
 

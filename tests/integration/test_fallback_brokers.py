@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from .harness import consume, produce
-from .sinkcheck import mixed
+from .sinkcheck import KIND_TIER, mixed
 from .test_core_stream import DLQ, RAW, TIERS
-from .test_real_kafka import KIND_TIER
+
 
 
 @pytest.mark.parametrize("kind", ["noida", "tansu"])

@@ -24,14 +24,13 @@ from websockets.asyncio.client import connect
 from atlas_stream.topics import dlq_topic, raw_topic, tier_topic
 
 from .harness import ROOT, Feeder, consume, poller_env, read_to_end
-from .sinkcheck import duplicates, lake_rows, mixed, wait_for
+from .sinkcheck import KIND_TIER, duplicates, lake_rows, mixed, wait_for
 from .test_core_stream import DLQ, RAW, TIERS, _changelog_totals
 from .test_gateway import GatewayProcess
 from .web_client import base_url, get
 
 HERE = Path(__file__).resolve().parent
 OUTPUTS = [*TIERS.values(), DLQ]
-KIND_TIER = {7: "silver", 8: "bronze", 9: "rejected"}  # sinkcheck.mixed(i) by i % 10; the rest gold
 
 
 #: A crashed worker's partitions move on after 8 s instead of 45 s (ATLAS_BROKER_SESSION_TIMEOUT).

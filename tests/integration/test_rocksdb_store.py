@@ -14,11 +14,10 @@ import pytest
 from atlas_stream.devbroker import free_port
 
 from .harness import ROOT, Feeder, changelog_reads
-from .sinkcheck import mixed, wait_for
+from .sinkcheck import KIND_TIER, mixed, wait_for
 from .test_core_stream import RAW
 from .web_client import base_url, get
 
-KIND_TIER = {7: "silver", 8: "bronze", 9: "rejected"}  # sinkcheck.mixed(i) by i % 10; the rest gold
 
 
 def _tiers(url: str) -> dict[str, int]:
