@@ -74,3 +74,51 @@ def test_a_table_store_key_names_its_partition() -> None:
     from atlas_stream.table_store import key_partition
 
     assert key_partition(b'"3|shop.orders|gold"') == 3 and key_partition(b"12|x|y") == 12
+
+
+def test_the_readme_table_is_generated_from_the_declarations() -> None:
+    from atlas_stream.settings import markdown_table, readme_section
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert readme_section(readme) == markdown_table(), (
+        "README.md's settings table is out of step: run `python -m atlas_stream.settings --write README.md`")
+
+
+def test_every_setting_is_declared_once_with_its_variable() -> None:
+    from dataclasses import fields
+
+    from atlas_stream.settings import declarations
+
+    names = [declared.env for _, declared in declarations()]
+    assert len(names) == len(set(names)) and all(n.startswith("ATLAS_") for n in names)
+    assert {"ATLAS_BROKER", "ATLAS_KAFKA_SASL_PASSWORD", "ATLAS_ES_CLOUD_ID"} <= set(names)
+    attrs = {name.split(".")[0] for name, _ in declarations()}
+    assert attrs == {f.name for f in fields(Settings)}
+    assert all(declared.help and declared.parse.accepts for _, declared in declarations())
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"ATLAS_BROKER_SESSION_TIMEOUT": "soon"}, "ATLAS_BROKER_SESSION_TIMEOUT='soon': expected a number of seconds"),
+    ({"ATLAS_SINK_FLUSH_SECONDS": "0"}, "ATLAS_SINK_FLUSH_SECONDS='0': must be positive"),
+    ({"ATLAS_MAX_MESSAGE_BYTES": "10"}, "ATLAS_MAX_MESSAGE_BYTES='10': must be at least 10000"),
+    ({"ATLAS_SINK_ENABLED": "sometimes"}, "expected 1/0, true/false, yes/no or on/off"),
+    ({"ATLAS_ES_USERNAME": "elastic"}, "ATLAS_ES_USERNAME and ATLAS_ES_PASSWORD go together"),
+    ({"ATLAS_KAFKA_SECURITY_PROTOCOL": "tls"}, "ATLAS_KAFKA_SECURITY_PROTOCOL='TLS': expected one of PLAINTEXT"),
+])
+def test_more_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env(env)
+    assert message in str(err.value)
+
+
+def test_unset_and_empty_values_read_as_before() -> None:
+    s = Settings.from_env({"ATLAS_WEB_HOST": "", "ATLAS_ES_PASSWORD": " p ", "ATLAS_ES_USERNAME": " u ",
+                           "ATLAS_SPARK_MASTER": " ", "ATLAS_DEV_BROKER": " Tansu ", "ATLAS_METADATA_DIR": "~/m"})
+    assert s.web_host == "" and s.es_password == " p " and s.es_username == "u" and s.spark_master == "local[*]"
+    assert s.dev_broker == "tansu" and s.metadata_dir == Path("~/m").expanduser()
+    d = Settings.from_env({})
+    assert (d.broker_session_timeout, d.sink_enabled, d.sink_flush_bytes, d.dev_broker) == (45.0, True, 32 << 20, None)
+    assert Settings().lake_uri == "" and Settings().store == "memory://"
+    shown = str(Settings.from_env({"ATLAS_ES_API_KEY": "k3y", "ATLAS_ES_USERNAME": "u", "ATLAS_ES_PASSWORD": "pw9",
+                                   "ATLAS_ES_URL": "https://u:s3cr3t@es:9200"}).describe())
+    assert "k3y" not in shown and "pw9" not in shown and "s3cr3t" not in shown
