@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import orjson
 
+from atlas_stream.errors import RecordError
 from atlas_stream.model import DType
 
 __all__ = [
@@ -39,7 +40,7 @@ _UTC = timezone.utc
 Coercer = Callable[[Any], Any]
 
 
-class CoercionError(ValueError):
+class CoercionError(RecordError, ValueError):
     """A value cannot be read as the requested dtype."""
 
 

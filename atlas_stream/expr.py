@@ -9,7 +9,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Callable, NoReturn
 
-from atlas_stream.errors import ExprError
+from atlas_stream.errors import ExprError, RecordError
 
 __all__ = ["EvalError", "Expr", "MAX_DEPTH", "MAX_LENGTH", "compile_expr", "field_definition"]
 
@@ -21,7 +21,7 @@ MAX_DEPTH = 100
 Resolve = Callable[[str], Any]
 
 
-class EvalError(Exception):
+class EvalError(RecordError):
     """An expression could not be evaluated on these values (type mismatch, division by zero...)."""
 
 

@@ -7,10 +7,12 @@ import os
 from pathlib import Path
 from typing import IO
 
+from .errors import ConfigError
+
 __all__ = ["LockHeld", "lock_file"]
 
 
-class LockHeld(Exception):
+class LockHeld(ConfigError):
     """Another live process holds the lock; ``holder`` is what it wrote there (its pid)."""
 
     def __init__(self, holder: str) -> None:

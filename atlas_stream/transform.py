@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any, Callable, Mapping, Sequence
 
 from atlas_stream.dtypes import CoercionError, coercer, is_missing
-from atlas_stream.errors import ExprError
+from atlas_stream.errors import ConfigError, ExprError
 from atlas_stream.expr import EvalError, compile_expr
 from atlas_stream.model import DType, Feature, Transformation
 
@@ -17,7 +17,7 @@ OPS: tuple[str, ...] = ("rename", "cast", "drop", "fill_null", "trim", "lower", 
 Step = Callable[[dict[str, Any]], None]
 
 
-class TransformSchemaError(ValueError):
+class TransformSchemaError(ConfigError, ValueError):
     """A transformation does not fit the feature list it is applied to."""
 
     def __init__(self, index: int, message: str) -> None:

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import expr as _x
+from ..errors import AtlasError
 from ..model import DType
 from .arrow_values import Mask, any_, full, to_mask
 
@@ -32,7 +33,7 @@ _EXACT = 2 ** 53
 _NUMBER = ("int", "float")
 
 
-class NotVectorised(Exception):
+class NotVectorised(AtlasError):
     """This batch needs the per-row evaluator (an exact result is not possible on arrays)."""
 
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ..errors import AtlasError
+from ..errors import ConfigError
 from ..model import Contract, Dataset
 from ..settings import Settings
 from ..sources.file_options import FileOptions, landing_for
@@ -37,7 +37,7 @@ CSV_BLOCK_BYTES = 2 * 1024 * 1024
 _TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".filepart")
 
 
-class BatchInputError(AtlasError):
+class BatchInputError(ConfigError):
     """The input of a batch run cannot be read (missing file, unreachable database, ...)."""
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from ..errors import AtlasError, ConfigError
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -28,7 +28,7 @@ _LOG4J = Path(str(files(__package__).joinpath("spark-log4j2.properties")))
 BATCH_ROWS = 50_000
 
 
-class SparkError(AtlasError):
+class SparkError(ConfigError):
     """Spark could not run the job: master unreachable, JDBC driver missing, input unreadable."""
 
 

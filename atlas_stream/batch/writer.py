@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import AtlasError, LakeUnavailable
+from ..errors import LakeUnavailable
 from ..lake import dataset_features, partition_dir
 from ..model import Dataset
 from ..sinks.lakefs import TMP_PREFIX, TMP_SUFFIX, Lake, temp_name
@@ -51,7 +51,7 @@ def dictionary_columns(dataset: Dataset) -> list[str]:
     return few + list(_FEW_VALUES)
 
 
-class LakeError(AtlasError):
+class LakeError(LakeUnavailable):
     """The lake cannot be written (permission, missing bucket, full disk, ...)."""
 
 

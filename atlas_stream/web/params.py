@@ -7,13 +7,15 @@ from typing import Any, Mapping, Protocol
 
 from multidict import MultiMapping
 
+from ..errors import RequestError
+
 __all__ = ["MAX_QUERY_BYTES", "BadRequest", "Param", "known_params", "parse_query"]
 
 #: Longest query string accepted (aiohttp itself refuses request lines over 8 KiB).
 MAX_QUERY_BYTES = 2048
 
 
-class BadRequest(ValueError):
+class BadRequest(RequestError, ValueError):
     """The request is malformed; the message says why (answered with 400)."""
 
 

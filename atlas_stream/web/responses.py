@@ -9,6 +9,7 @@ from typing import Any, Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from ..errors import RequestError
 from .params import BadRequest
 from .schemas import CONTENT_TYPE, ApiError
 
@@ -18,11 +19,11 @@ __all__ = ["NotFound", "Unauthorized", "answer", "json_errors", "json_response",
 log = logging.getLogger(__name__)
 
 
-class NotFound(LookupError):
+class NotFound(RequestError, LookupError):
     """Answered with 404 and the message."""
 
 
-class Unauthorized(PermissionError):
+class Unauthorized(RequestError, PermissionError):
     """Answered with 401 and the message."""
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import RequestError
 from ..registry import (
     MODES,
     check_compatibility,
@@ -52,7 +53,7 @@ MAX_BODY_BYTES = 256 * 1024
 _MAX_VERSION = 2**31 - 1
 
 
-class ApiError(Exception):
+class ApiError(RequestError):
     """An error answer: HTTP status and Confluent's body ``{"error_code": ..., "message": ...}``."""
 
     def __init__(self, status: int, code: int, message: str) -> None:
