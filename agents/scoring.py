@@ -15,11 +15,11 @@ from atlas_stream.channels import events, raw_records
 from atlas_stream.messages import event_message
 from atlas_stream.pipeline import Outcome
 from atlas_stream.metrics import CHECK_FAILURES, RECORDS, SCHEMA_DRIFT
-from atlas_stream.registry import latest
+from atlas_stream.schema_registry import latest
 from atlas_stream.sinks.probe import Probe
 from atlas_stream.stats import MINUTE, StatsBatch, split_key, stat_key
 from atlas_stream.transport import FetchConsumer
-from tables.registry import schema_registry
+from tables.schemas import schema_registry
 from tables.stats import failure_counts, last_seen, schema_drift, tier_counts, tier_counts_per_minute
 
 log = logging.getLogger(__name__)

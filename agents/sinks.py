@@ -21,7 +21,7 @@ from atlas_stream.sinks.lakefs import LakeConfig
 from atlas_stream.sinks.parquet import Limits
 from atlas_stream.sinks.probe import Probe
 from atlas_stream.sinks.router import SinkRouter, routes_for
-from tables.registry import schema_registry
+from tables.schemas import schema_registry
 
 log = logging.getLogger(__name__)
 

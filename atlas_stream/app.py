@@ -47,8 +47,8 @@ def faust_settings(s: Settings) -> dict[str, Any]:
     conf: dict[str, Any] = {
         "broker": s.broker,
         # The web views sit in the package but declare pages, so they are discovered too.
-        "autodiscover": ["agents", "tables", "atlas_stream.web.views", "atlas_stream.web.registry_views",
-                         "atlas_stream.web.registry_config_views", "atlas_stream.web.site"],
+        "autodiscover": ["agents", "tables", "atlas_stream.web.views", "atlas_stream.web.schema_views",
+                         "atlas_stream.web.schema_config_views", "atlas_stream.web.site"],
         "origin": "atlas_stream",
         "store": s.store,
         "datadir": str(s.data_dir / "faust"),

@@ -30,7 +30,7 @@ from .model import (
     parse_dtype,
 )
 from .placeholders import Filled, Loc, fill_placeholders
-from .registry import MODES, normalise_mode
+from .schema_registry import MODES, normalise_mode
 from .transform import TransformSchemaError, transform_schema
 
 __all__ = ["SCHEMA_FILE", "SCHEMA_PATH", "check_contracts", "contract_for_group", "json_path", "load_contract",

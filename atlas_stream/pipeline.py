@@ -11,7 +11,7 @@ from .errors import RecordError
 from .messages import decode_raw, dlq_message, encode, record_key, tier_message
 from .model import Contract, Dataset, Feature
 from .quality import DatasetScorer
-from .registry import fingerprint
+from .schema_registry import fingerprint
 from .topics import dlq_topic, raw_topic, tier_topic
 
 __all__ = ["Catalog", "DatasetRuntime", "Outcome", "load_catalog"]

@@ -2,7 +2,7 @@
 
 Schemas are JSON Schema documents (``schemaType: "JSON"``) generated from each version's
 features (atlas_stream.schema_json). A schema id is an integer given once, at registration, and
-stored with the version in the registry table (atlas_stream.registry.register): the same
+stored with the version in the registry table (atlas_stream.schema_registry.register): the same
 schema (same features) has the same id under every subject, ids never change, and every worker
 reads them from the same table. The registry is read-only, as Confluent's READONLY mode:
 schemas come from the data contracts.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import RequestError
-from ..registry import (
+from ..schema_registry import (
     MODES,
     check_compatibility,
     effective_mode,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from multidict import MultiDict
 
-from atlas_stream.registry import CONFIG_KEY, register, schema_ids
+from atlas_stream.schema_registry import CONFIG_KEY, register, schema_ids
 from atlas_stream.schema_json import document_text
 from atlas_stream.web.events import event_key, newest_first, page
 from atlas_stream.web.merge import by_partition, merge_partitions, owned_partitions

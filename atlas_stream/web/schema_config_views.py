@@ -16,10 +16,10 @@ from aiohttp import web as aioweb
 from atlas_stream.app import app, settings
 from atlas_stream.channels import schema_requests
 from atlas_stream.messages import encode
-from atlas_stream.registry import CONFIG_KEY
-from tables.registry import schema_registry
+from atlas_stream.schema_registry import CONFIG_KEY
+from tables.schemas import schema_registry
 
-from .registry_views import (
+from .schema_views import (
     RegistryView,
     flag,
     global_mode,

@@ -3,7 +3,7 @@
 Point a Confluent client at ``http://HOST:6066/schemas``. The registry is a GlobalTable, so every
 worker holds every subject and schema id and answers alone. It is read-only (Confluent's
 READONLY mode): schemas come from the contracts. Compatibility modes are in
-registry_config_views.
+schema_config_views.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import faust
 from aiohttp import web as aioweb
 
 from atlas_stream.app import app
-from atlas_stream.registry import (
+from atlas_stream.schema_registry import (
     CONFIG_KEY,
     DEFAULT_MODE,
     effective_mode,
     get_version,
     is_subject,
 )
-from tables.registry import schema_registry
+from tables.schemas import schema_registry
 
 from .params import Param, known_params, parse_query
 from .responses import answer, json_response, registry_answer, registry_response

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from atlas_stream.model import Feature, parse_dtype
-from atlas_stream.registry import (
+from atlas_stream.schema_registry import (
     CONFIG_KEY,
     MODES,
     assign_schema_ids,
