@@ -14,7 +14,7 @@ from .errors import SettingsError
 
 __all__ = [
     "DECLARED", "OPTIONAL", "PEM", "TEXT", "URL", "Choice", "Flag", "Folder", "LakeUri", "LogLevel", "Raw",
-    "Required", "Seconds", "Setting", "Text", "Whole", "as_text", "setting",
+    "Number", "Required", "Seconds", "Setting", "Text", "Whole", "as_text", "setting",
 ]
 
 
@@ -49,35 +49,35 @@ class Required:
 
 
 @dataclass(frozen=True)
-class Whole:
-    minimum: int
+class Number:
+    """A whole number of at least ``minimum``, or (``seconds``) a positive number of seconds."""
+
+    minimum: int = 0
+    seconds: bool = False
 
     @property
     def accepts(self) -> str:
-        return f"whole number >= {self.minimum}"
+        return "seconds > 0" if self.seconds else f"whole number >= {self.minimum}"
 
-    def __call__(self, name: str, raw: str) -> int:
+    def __call__(self, name: str, raw: str) -> float:
         try:
-            value = int(raw)
+            value = float(raw) if self.seconds else int(raw)
         except ValueError:
-            raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+            what = "a number of seconds" if self.seconds else "a whole number"
+            raise SettingsError(f"{name}={raw!r}: expected {what}") from None
+        if self.seconds and value <= 0:
+            raise SettingsError(f"{name}={raw!r}: must be positive")
         if value < self.minimum:
             raise SettingsError(f"{name}={raw!r}: must be at least {self.minimum}")
         return value
 
 
-@dataclass(frozen=True)
-class Seconds:
-    accepts: str = "seconds > 0"
+def Whole(minimum: int) -> Number:  # noqa: N802  # reads as a type in the declarations
+    return Number(minimum)
 
-    def __call__(self, name: str, raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SettingsError(f"{name}={raw!r}: expected a number of seconds") from None
-        if value <= 0:
-            raise SettingsError(f"{name}={raw!r}: must be positive")
-        return value
+
+def Seconds() -> Number:  # noqa: N802
+    return Number(seconds=True)
 
 
 @dataclass(frozen=True)
