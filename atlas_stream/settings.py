@@ -38,13 +38,16 @@ from .settings_fields import (
 )
 
 __all__ = [
+    "BEGIN",
     "DEV_BROKERS",
+    "END",
     "Setting",
     "Settings",
     "declarations",
     "default_store",
     "get_settings",
     "markdown_table",
+    "readme_section",
     "write_readme",
 ]
 
@@ -254,16 +257,20 @@ def markdown_table() -> str:
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
 
 
+def _between_markers(text: str) -> tuple[int, int]:
+    return text.index(BEGIN) + len(BEGIN), text.index(END)
+
+
 def readme_section(text: str) -> str:
     """The part of ``text`` between the settings markers."""
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    start, end = _between_markers(text)
     return text[start:end].strip("\n") + "\n"
 
 
 def write_readme(path: Path) -> bool:
     """Replace the table between the markers of ``path``; True when it changed."""
     text = path.read_text(encoding="utf-8")
-    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    start, end = _between_markers(text)
     new = f"{text[:start]}\n{markdown_table()}{text[end:]}"
     if new == text:
         return False

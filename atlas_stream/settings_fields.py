@@ -8,18 +8,29 @@ from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 from .errors import SettingsError
 
 __all__ = [
     "DECLARED", "OPTIONAL", "PEM", "TEXT", "URL", "Choice", "Flag", "Folder", "LakeUri", "LogLevel", "Raw",
-    "Number", "Required", "Seconds", "Setting", "Text", "Whole", "as_text", "setting",
+    "Number", "Parser", "Required", "Seconds", "Setting", "Text", "Whole", "as_text", "setting",
 ]
 
 
 # Parsers: text of an environment variable -> typed value, or a SettingsError naming the variable.
 # ``accepts`` is what the README's table says the variable takes.
+
+class Parser(Protocol):
+    """Turns a variable's text into its value; raises SettingsError naming the variable."""
+
+    @property
+    def accepts(self) -> str:
+        """What the variable takes, as the README's table says it."""
+        ...
+
+    def __call__(self, name: str, raw: str) -> Any: ...
+
 
 @dataclass(frozen=True)
 class Text:
@@ -148,7 +159,7 @@ class LakeUri:
 
 @dataclass(frozen=True)
 class Raw:
-    """Text passed on as given (None when unset) to a validator that sees several variables."""
+    """Text passed on as given: the variable is checked together with others (KafkaSecurity.build)."""
 
     accepts: str = "text"
 
@@ -173,7 +184,7 @@ class Setting:
 
     env: str
     help: str
-    parse: Any = TEXT
+    parse: Parser = TEXT
     unset: str | None = None
     shown: str | None = None
     secret: bool = False
@@ -209,7 +220,7 @@ def as_text(default: Any) -> str:
 DECLARED = "atlas_setting"
 
 
-def setting(env: str, default: Any, help: str, parse: Any = TEXT, *, unset: str | None = None,
+def setting(env: str, default: Any, help: str, parse: Parser = TEXT, *, unset: str | None = None,
             shown: str | None = None, secret: bool = False, repr: bool = True) -> Any:
     """A :class:`Settings` field declared with its environment variable (see :class:`Setting`)."""
     declared = Setting(env=env, help=help, parse=parse, unset=unset, shown=shown, secret=secret)
