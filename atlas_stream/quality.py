@@ -9,7 +9,7 @@ from datetime import date, datetime, timezone
 from functools import partial
 from typing import Any, Callable, Mapping, Sequence
 
-from atlas_stream.checks import DatasetPlan, grade, plan_dataset
+from atlas_stream.checks import SCHEMA, DatasetPlan, grade, plan_dataset
 from atlas_stream.dtypes import CoercionError, canonical_text, coercer, is_missing, parse_bound
 from atlas_stream.expr import EvalError, compile_expr
 from atlas_stream.model import Feature, QualityConfig, Rule, Tier, Transformation
@@ -19,6 +19,7 @@ __all__ = ["CHECKS", "DatasetScorer", "QualityReport", "ScoredRecord", "grade"]
 
 _UTC = timezone.utc
 _ABSENT: Any = object()
+SCHEMA_FAILURE = SCHEMA.failure()
 
 #: A constraint on a value that passed its type check.
 Predicate = Callable[[Any], bool]
@@ -225,7 +226,7 @@ class DatasetScorer:
             else:
                 failures.append(fail)
         names = self._names
-        extra = {} if names.issuperset(record) else {k: v for k, v in record.items() if k not in names}
+        extra = {k: v for k, v in record.items() if k not in names} if SCHEMA_FAILURE in failures else {}
 
         score, tier = grade(passed, counted, critical, self._gold, self._silver)
         return ScoredRecord(out, extra, invalid,
