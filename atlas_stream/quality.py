@@ -19,7 +19,7 @@ __all__ = ["CHECKS", "DatasetScorer", "QualityReport", "ScoredRecord", "grade"]
 
 _UTC = timezone.utc
 _ABSENT: Any = object()
-SCHEMA_FAILURE = SCHEMA.failure()
+_SCHEMA_FAILURE = SCHEMA.failure()
 
 #: A constraint on a value that passed its type check.
 Predicate = Callable[[Any], bool]
@@ -226,7 +226,7 @@ class DatasetScorer:
             else:
                 failures.append(fail)
         names = self._names
-        extra = {k: v for k, v in record.items() if k not in names} if SCHEMA_FAILURE in failures else {}
+        extra = {k: v for k, v in record.items() if k not in names} if _SCHEMA_FAILURE in failures else {}
 
         score, tier = grade(passed, counted, critical, self._gold, self._silver)
         return ScoredRecord(out, extra, invalid,
