@@ -26,6 +26,10 @@ To add a field constraint (say ``min_length``):
 3. here: a ``Check("min_length", ...)`` line in :data:`PLAN`, at the place it runs;
 4. one function per engine, in ``CHECKS`` of ``quality.py`` and of ``batch/arrow_quality.py``;
 5. ``docs/quality.md``: a row of the constraint table (a test looks for the failure name).
+
+The contract loader, the registry form of a feature and the failure lists follow by themselves.
+Optional: ``schema_json.py`` (the JSON Schema keyword it maps to, if any) and ``samples.py``
+(sample records that respect it).
 """
 
 from __future__ import annotations
