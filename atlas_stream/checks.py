@@ -22,9 +22,10 @@ To add a field constraint (say ``min_length``):
 1. ``metadata/contract.schema.json``: the key under ``$defs.feature`` (and ``$defs.transformation``,
    for ``derive``), and its value checks in ``contracts.py`` if the JSON Schema cannot say them;
 2. ``model.py``: a :class:`~atlas_stream.model.Feature` attribute of the same name (the registry
-   form and the contract loader take their keys from :data:`CONSTRAINT_KEYS`);
+   form follows the attributes, the contract loader reads :data:`CONSTRAINT_KEYS`);
 3. here: a ``Check("min_length", ...)`` line in :data:`PLAN`, at the place it runs;
-4. one function per engine, in ``CHECKS`` of ``quality.py`` and of ``batch/arrow_quality.py``;
+4. one function per engine, in ``CONSTRAINT_CHECKS`` of ``quality.py`` and of
+   ``batch/arrow_quality.py``;
 5. ``docs/quality.md``: a row of the constraint table (a test looks for the failure name).
 
 The contract loader, the registry form of a feature and the failure lists follow by themselves.
