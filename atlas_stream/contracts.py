@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import isodate
 
+from .checks import CONSTRAINT_KEYS
 from .contract_schema import NAME_PATTERN, SCHEMA_FILE, SCHEMA_PATH, did_you_mean, json_path, schema_problems
 from .dtypes import coerce, parse_bound
 from .errors import ConfigError, ContractError, ExprError
@@ -47,10 +48,9 @@ _BOUND_EXAMPLES = {"date": "an ISO-8601 date such as 2024-01-31",
 #: two-character value is no secret).
 _MIN_SCRUB = 4
 
-_FEATURE_KEYS = ("name", "dtype", "required", "nullable", "min", "max", "pattern", "allowed",
-                 "max_length", "description")
+_FEATURE_KEYS = ("name", "dtype", "required", "nullable", *CONSTRAINT_KEYS, "description")
 _DATASET_KEYS = ("source", "quality", "compatibility", "transformations", "destination")
-_CONSTRAINT_KEYS = ("required", "min", "max", "pattern", "allowed", "max_length", "description")
+_CONSTRAINT_KEYS = ("required", *CONSTRAINT_KEYS, "description")
 _TARGETS = ("field", "fields")
 #: Keys each transformation type takes, besides ``type``/``op`` and ``description``.
 _OP_KEYS: dict[str, tuple[str, ...]] = {
@@ -400,11 +400,10 @@ class _Checker:
                                                 f"{_detail(value, exc)}")
         if len(self.problems) != before:
             return None
-        return Feature(
-            name=raw["name"], dtype=dtype, required=bool(required), min=raw.get("min"), max=raw.get("max"),
-            pattern=pattern, allowed=tuple(allowed) if allowed is not None else None,
-            max_length=raw.get("max_length"), description=raw.get("description"),
-        )
+        constraints = {key: raw.get(key) for key in CONSTRAINT_KEYS}
+        constraints["allowed"] = tuple(allowed) if allowed is not None else None
+        return Feature(name=raw["name"], dtype=dtype, required=bool(required), description=raw.get("description"),
+                       **constraints)
 
     # ------------------------------------------------------------------ transformations
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any, Mapping
 
 __all__ = [
@@ -14,16 +15,30 @@ __all__ = [
     "Dataset",
     "Destination",
     "DType",
+    "FEATURE_CONSTRAINTS",
     "Feature",
     "QualityConfig",
     "Rule",
     "TIERS",
+    "Tier",
     "Transformation",
     "parse_dtype",
 ]
 
-#: Tier names, best first. ``rejected`` is only ever reached through a critical failure.
-TIERS: tuple[str, ...] = ("gold", "silver", "bronze", "rejected")
+
+class Tier(StrEnum):
+    """Where a scored record goes. A ``str``: ``Tier.GOLD == "gold"``, and it formats and encodes
+    (json, orjson) as its value."""
+
+    GOLD = "gold"
+    SILVER = "silver"
+    BRONZE = "bronze"
+    #: Only ever reached through a critical failure.
+    REJECTED = "rejected"
+
+
+#: Tier names, best first.
+TIERS: tuple[Tier, ...] = tuple(Tier)
 
 #: Tokens that count as missing in CSV sources unless the source overrides ``null_values``.
 CSV_NULL_TOKENS: frozenset[str] = frozenset({"NA", "N/A", "NULL", "null"})
@@ -106,28 +121,25 @@ class Feature:
     def to_dict(self) -> dict[str, Any]:
         """Canonical JSON form, as stored in the schema registry (None-valued keys left out)."""
         out: dict[str, Any] = {"name": self.name, "dtype": str(self.dtype), "required": self.required}
-        for key in ("min", "max", "pattern", "max_length"):
+        for key in FEATURE_CONSTRAINTS:
             value = getattr(self, key)
             if value is not None:
-                out[key] = value
-        if self.allowed is not None:
-            out["allowed"] = list(self.allowed)
+                out[key] = list(value) if isinstance(value, tuple) else value
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Feature":
         """Inverse of :meth:`to_dict` (trusted input: the registry's own entries)."""
-        allowed = data.get("allowed")
-        return cls(
-            name=data["name"],
-            dtype=parse_dtype(data["dtype"]),
-            required=bool(data.get("required", False)),
-            min=data.get("min"),
-            max=data.get("max"),
-            pattern=data.get("pattern"),
-            allowed=tuple(allowed) if allowed is not None else None,
-            max_length=data.get("max_length"),
-        )
+        constraints: dict[str, Any] = {key: tuple(value) if isinstance(value, list) else value
+                       for key in FEATURE_CONSTRAINTS if (value := data.get(key)) is not None}
+        return cls(name=data["name"], dtype=parse_dtype(data["dtype"]), required=bool(data.get("required", False)),
+                   **constraints)
+
+
+#: The :class:`Feature` attributes that hold constraints (all but name, dtype, required and
+#: description), in declaration order; ``atlas_stream.checks.PLAN`` has one check for each.
+FEATURE_CONSTRAINTS: tuple[str, ...] = tuple(
+    f.name for f in fields(Feature) if f.name not in ("name", "dtype", "required", "description"))
 
 
 @dataclass(frozen=True)

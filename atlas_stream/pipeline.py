@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from .contracts import load_contracts
 from .errors import RecordError
 from .messages import decode_raw, dlq_message, encode, record_key, tier_message
-from .model import Contract, Dataset, Feature
+from .model import TIERS, Contract, Dataset, Feature, Tier
 from .quality import DatasetScorer
 from .schema_registry import fingerprint
 from .topics import dlq_topic, raw_topic, tier_topic
@@ -27,7 +27,7 @@ class Outcome:
     topic: str
     key: bytes | None
     value: bytes
-    tier: str | None
+    tier: Tier | None
     failures: tuple[str, ...] = ()
     drift: tuple[str, ...] = ()
     error: str | None = None
@@ -46,7 +46,7 @@ class DatasetRuntime:
         self.subject = ds.subject
         self.raw_topic = raw_topic(ds.group, ds.name)
         self.dlq_topic = dlq_topic(ds.group)
-        self.tier_topics = {tier: tier_topic(ds.group, ds.name, tier) for tier in ("gold", "silver", "bronze", "rejected")}
+        self.tier_topics = {tier: tier_topic(ds.group, ds.name, tier) for tier in TIERS}
         self.contract_schema = [f.to_dict() for f in ds.schema]
         self.contract_scorer = DatasetScorer(
             ds.schema, ds.quality, ds.transformations, ds.source_features, ds.null_values

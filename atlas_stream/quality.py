@@ -1,32 +1,37 @@
-"""Per-record quality scoring and tiering: the checks, their order, the score and the tier."""
+"""Per-record quality scoring and tiering: one implementation of each check of :data:`atlas_stream.checks.PLAN`."""
 
 from __future__ import annotations
 
 import operator
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from functools import partial
 from typing import Any, Callable, Mapping, Sequence
 
-from atlas_stream.dtypes import CoercionError, canonical_text, coercer, parse_bound
-from atlas_stream.expr import EvalError, Expr, compile_expr
-from atlas_stream.model import Feature, QualityConfig, Transformation
+from atlas_stream.checks import SCHEMA, DatasetPlan, grade, plan_dataset
+from atlas_stream.dtypes import CoercionError, canonical_text, coercer, is_missing, parse_bound
+from atlas_stream.expr import EvalError, compile_expr
+from atlas_stream.model import Feature, QualityConfig, Rule, Tier, Transformation
 from atlas_stream.transform import Transformer
 
-__all__ = ["DatasetScorer", "QualityReport", "ScoredRecord", "grade"]
+__all__ = ["CHECKS", "DatasetScorer", "QualityReport", "ScoredRecord", "grade"]
 
 _UTC = timezone.utc
 _ABSENT: Any = object()
+_SCHEMA_FAILURE = SCHEMA.failure()
 
-Check = tuple[Callable[[Any], bool], str]
+#: A constraint on a value that passed its type check.
+Predicate = Callable[[Any], bool]
+#: A record check: (record, scored features, ingest time) -> passed, or None when not counted.
+Step = Callable[[Mapping[str, Any], dict[str, Any], datetime], "bool | None"]
 
 
 @dataclass(frozen=True, slots=True)
 class QualityReport:
     """The outcome of one record's checks. ``score`` is passed / counted (1.0 when nothing counted)."""
 
-    tier: str
+    tier: Tier
     score: float
     failures: tuple[str, ...]
     critical: bool
@@ -46,52 +51,95 @@ class ScoredRecord:
     report: QualityReport
 
 
-def grade(passed: int, counted: int, critical: bool, gold: float, silver: float) -> tuple[float, str]:
-    """(score, tier): rejected if critical, else gold/silver by threshold (>=), else bronze."""
-    score = passed / counted if counted else 1.0
-    if critical:
-        return score, "rejected"
-    if score >= gold:
-        return score, "gold"
-    if score >= silver:
-        return score, "silver"
-    return score, "bronze"
+# ------------------------------------------------------------------ gates
 
 
-def _pattern_check(rx: re.Pattern[str], is_text: bool) -> Callable[[Any], bool]:
-    if is_text:
+def _type(feature: Feature) -> Callable[[Any], Any]:
+    """-> the coercer of the feature's dtype (raises CoercionError)."""
+    return coercer(feature.dtype)
+
+
+# ------------------------------------------------------------------ constraints: feature -> predicate
+
+
+def _min(feature: Feature) -> Predicate:
+    return partial(operator.le, parse_bound(feature.min, feature.dtype))
+
+
+def _max(feature: Feature) -> Predicate:
+    return partial(operator.ge, parse_bound(feature.max, feature.dtype))
+
+
+def _pattern(feature: Feature) -> Predicate:
+    try:
+        rx = re.compile(feature.pattern or "")
+    except re.error as exc:
+        raise ValueError(f"{feature.name}: bad pattern {feature.pattern!r}: {exc}") from None
+    if feature.dtype.name == "string":
         return lambda v: rx.fullmatch(v) is not None
     return lambda v: rx.fullmatch(canonical_text(v)) is not None
 
 
-def _length_check(limit: int) -> Callable[[Any], bool]:
+def _allowed(feature: Feature) -> Predicate:
+    conv = coercer(feature.dtype)
+    try:
+        allowed = frozenset(conv(a) for a in feature.allowed or ())
+    except CoercionError as exc:
+        raise ValueError(f"{feature.name}: allowed value does not fit {feature.dtype}: {exc}") from None
+    return allowed.__contains__
+
+
+def _max_length(feature: Feature) -> Predicate:
+    limit = feature.max_length or 0
     return lambda v: len(canonical_text(v)) <= limit
 
 
-def _feature_checks(feature: Feature) -> tuple[Check, ...]:
-    """The constraint checks of one feature, in the documented order. Raises ValueError."""
-    name, dtype = feature.name, feature.dtype
-    checks: list[Check] = []
-    if feature.min is not None:
-        checks.append((partial(operator.le, parse_bound(feature.min, dtype)), f"min:{name}"))
-    if feature.max is not None:
-        checks.append((partial(operator.ge, parse_bound(feature.max, dtype)), f"max:{name}"))
-    if feature.pattern is not None:
+# ------------------------------------------------------------------ record checks: subject, plan -> step
+
+
+def _schema(_: None, plan: DatasetPlan) -> Step:
+    names = frozenset(f.feature.name for f in plan.fields)
+    return lambda record, out, now: names.issuperset(record)
+
+
+def _freshness(event: Feature, plan: DatasetPlan) -> Step:
+    name, limit = event.name, plan.freshness
+    assert limit is not None
+
+    def fresh(record: Mapping[str, Any], out: dict[str, Any], now: datetime) -> bool | None:
+        value = out[name]
+        if value is None:
+            return None
+        if type(value) is date:
+            value = datetime(value.year, value.month, value.day, tzinfo=_UTC)
+        return bool(now - value <= limit)
+    return fresh
+
+
+def _rule(rule: Rule, plan: DatasetPlan) -> Step:
+    expr = compile_expr(rule.expr)
+    fields = tuple(sorted(expr.fields))
+
+    def holds(record: Mapping[str, Any], out: dict[str, Any], now: datetime) -> bool | None:
+        for f in fields:
+            if out.get(f) is None:
+                return None
         try:
-            rx = re.compile(feature.pattern)
-        except re.error as exc:
-            raise ValueError(f"{name}: bad pattern {feature.pattern!r}: {exc}") from None
-        checks.append((_pattern_check(rx, dtype.name == "string"), f"pattern:{name}"))
-    if feature.allowed is not None:
-        conv = coercer(dtype)
-        try:
-            allowed = frozenset(conv(a) for a in feature.allowed)
-        except CoercionError as exc:
-            raise ValueError(f"{name}: allowed value does not fit {dtype}: {exc}") from None
-        checks.append((allowed.__contains__, f"allowed:{name}"))
-    if feature.max_length is not None:
-        checks.append((_length_check(feature.max_length), f"max_length:{name}"))
-    return tuple(checks)
+            return expr.evaluate(out.__getitem__) is True
+        except EvalError:
+            return False
+    return holds
+
+
+#: ``completeness`` is :func:`~atlas_stream.dtypes.is_missing` (or an absent key), written out in
+#: :meth:`DatasetScorer.score`: a function call per field would cost a tenth of the scoring time.
+GATES: dict[str, Callable[..., Any]] = {"completeness": is_missing, "type": _type}
+CONSTRAINT_CHECKS: dict[str, Callable[[Feature], Predicate]] = {
+    "min": _min, "max": _max, "pattern": _pattern, "allowed": _allowed, "max_length": _max_length}
+RECORD_CHECKS: dict[str, Callable[[Any, DatasetPlan], Step]] = {
+    "schema": _schema, "freshness": _freshness, "rule": _rule}
+#: This engine's implementation of each check of the plan, by check name.
+CHECKS: dict[str, Callable[..., Any]] = {**GATES, **CONSTRAINT_CHECKS, **RECORD_CHECKS}
 
 
 class DatasetScorer:
@@ -109,27 +157,15 @@ class DatasetScorer:
         self.null_values = frozenset(null_values)
         self._transformer = Transformer(self.source_features, self.transformations, self.null_values)
         self._names = frozenset(f.name for f in self.schema)
-        self._plans = tuple(
-            (f.name, coercer(f.dtype), f.required, f"completeness:{f.name}", f"type:{f.name}",
-             _feature_checks(f))
-            for f in self.schema
+        plan = plan_dataset(self.schema, quality)
+        self._fields = tuple(
+            (fp.feature.name, GATES["type"](fp.feature), fp.feature.required, fp.missing, fp.bad_type,
+             tuple((CONSTRAINT_CHECKS[check.name](fp.feature), fail) for check, fail in fp.constraints))
+            for fp in plan.fields
         )
-        self._gold = float(quality.tiers.get("gold", 1.0))
-        self._silver = float(quality.tiers.get("silver", 0.8))
-        self._rules: tuple[tuple[Expr, tuple[str, ...], str], ...] = tuple(
-            (e, tuple(sorted(e.fields)), f"rule:{rule.name}")
-            for rule in quality.rules
-            for e in (compile_expr(rule.expr),)
-        )
-        self._event_time: str | None = None
-        self._freshness: timedelta | None = None
-        if quality.event_time is not None and quality.freshness is not None:
-            by_name = {f.name: f for f in self.schema}
-            if quality.event_time in by_name:
-                if not by_name[quality.event_time].dtype.is_temporal:
-                    raise ValueError(f"event_time field {quality.event_time!r} must be a date or timestamp")
-                self._event_time = quality.event_time
-                self._freshness = quality.freshness
+        self._steps = tuple((RECORD_CHECKS[check.name](subject, plan), fail)
+                            for check, subject, fail in plan.record_checks)
+        self._gold, self._silver = plan.gold, plan.silver
 
     def with_schema(self, schema: Sequence[Feature]) -> DatasetScorer:
         """A scorer for another schema version, with the same quality config and transformations."""
@@ -151,9 +187,9 @@ class DatasetScorer:
         failures: list[str] = []
         passed = counted = 0
         critical = False
-        for name, conv, required, f_missing, f_type, checks in self._plans:
+        for name, conv, required, f_missing, f_type, checks in self._fields:
             v = get(name, _ABSENT)
-            # completeness (inlined is_missing: this loop is the hot path)
+            # completeness (is_missing written out: this loop is the hot path)
             if v is _ABSENT or v is None or (isinstance(v, str) and (not (s := v.strip()) or s in nulls)):
                 counted += 1
                 failures.append(f_missing)
@@ -179,41 +215,18 @@ class DatasetScorer:
                     passed -= 1
                     failures.append(fail)
 
-        counted += 1
-        if self._names.issuperset(record):
-            extra: dict[str, Any] = {}
-            passed += 1
-        else:
-            extra = {k: v for k, v in record.items() if k not in self._names}
-            failures.append("schema")
-
-        if self._event_time is not None:
-            event = out[self._event_time]
-            if event is not None:
-                counted += 1
-                if type(event) is date:
-                    event = datetime(event.year, event.month, event.day, tzinfo=_UTC)
-                now = ingest_time if ingest_time.tzinfo is not None else ingest_time.replace(tzinfo=_UTC)
-                assert self._freshness is not None
-                if now - event <= self._freshness:
-                    passed += 1
-                else:
-                    failures.append("freshness")
-
-        for expr, fields, fail in self._rules:
-            for f in fields:
-                if out.get(f) is None:
-                    break
+        now = ingest_time if ingest_time.tzinfo is not None else ingest_time.replace(tzinfo=_UTC)
+        for step, fail in self._steps:
+            ok = step(record, out, now)
+            if ok is None:
+                continue
+            counted += 1
+            if ok:
+                passed += 1
             else:
-                counted += 1
-                try:
-                    ok = expr.evaluate(out.__getitem__) is True
-                except EvalError:
-                    ok = False
-                if ok:
-                    passed += 1
-                else:
-                    failures.append(fail)
+                failures.append(fail)
+        names = self._names
+        extra = {k: v for k, v in record.items() if k not in names} if _SCHEMA_FAILURE in failures else {}
 
         score, tier = grade(passed, counted, critical, self._gold, self._silver)
         return ScoredRecord(out, extra, invalid,

@@ -12,7 +12,7 @@ import rstr
 
 from .dtypes import parse_bound
 from .expr import EvalError, compile_expr, field_definition
-from .model import Dataset, Feature
+from .model import Dataset, Feature, Tier
 from .quality import DatasetScorer
 
 __all__ = ["DEFECTS", "SampleGenerator"]
@@ -78,7 +78,7 @@ class SampleGenerator:
         for _ in range(20):
             rec = {f.name: self.value(f, now) for f in self.dataset.source_features}
             self._derive(rec)
-            if self.scorer.process(rec, now).report.tier == "gold":
+            if self.scorer.process(rec, now).report.tier == Tier.GOLD:
                 break
         return rec
 
@@ -95,10 +95,10 @@ class SampleGenerator:
                 value = round(value)
             rec[feature.name] = value
 
-    def _spoil(self, rec: dict[str, Any], now: datetime, target: str) -> None:
+    def _spoil(self, rec: dict[str, Any], now: datetime, target: Tier) -> None:
         """A sloppy producer: break soft checks (constraints, schema, freshness), never a
         critical one, until the record scores ``target`` (silver or bronze) or lower."""
-        above = ("gold",) if target == "silver" else ("gold", "silver")
+        above = (Tier.GOLD,) if target == Tier.SILVER else (Tier.GOLD, Tier.SILVER)
         soft: list[Any] = [f for f in self.dataset.source_features
                            if f.name in rec and (f.pattern or f.allowed or f.max_length
                                                  or (f.dtype.is_numeric and (f.min is not None or f.max is not None)))]
@@ -143,7 +143,7 @@ class SampleGenerator:
         elif defect == "not_json":
             return b"{this is not json", defect
         elif defect == "sloppy":
-            self._spoil(rec, now, self.rng.choice(("silver", "bronze")))
+            self._spoil(rec, now, self.rng.choice((Tier.SILVER, Tier.BRONZE)))
         elif defect == "stale":
             q = self.dataset.quality
             if q.event_time and q.freshness:

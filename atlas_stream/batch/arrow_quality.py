@@ -1,7 +1,8 @@
 """Vectorised scoring: a batch of raw columns -> typed features, tier, score and failures per row.
 
-Same checks, order, score and tier as :class:`atlas_stream.quality.DatasetScorer` (see
-docs/quality.md); each check is a boolean mask over the batch. Failure lists are built from a
+One implementation of each check of :data:`atlas_stream.checks.PLAN`, with the same order, score
+and tier as :class:`atlas_stream.quality.DatasetScorer` (see docs/quality.md); each check is a
+boolean mask over the batch. Failure lists are built from a
 (rows x checks) matrix, so that every row lists its failures in the documented order.
 """
 
@@ -16,20 +17,25 @@ from typing import Any, Callable, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..checks import DatasetPlan, plan_dataset
 from ..dtypes import INT64_MAX, INT64_MIN, CoercionError, coercer, parse_bound
 from ..expr import compile_expr
-from ..model import Feature, QualityConfig, Transformation
+from ..model import Feature, QualityConfig, Rule, Tier, Transformation
 from .arrow_expr import FAILED, ArrowExpr, NotVectorised, dtype_kind, python_rows
 from .arrow_transform import ArrowTransformer, Columns, field_env
 from .arrow_values import Coerced, Mask, any_, canonical, coerce_column, full, missing_mask, nonzero, to_mask
 
-__all__ = ["BatchScorer", "ScoredBatch"]
+__all__ = ["CHECKS", "BatchScorer", "ScoredBatch"]
 
 _UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
 _US = timedelta(microseconds=1)
 
+#: A constraint: (coerced column, raw values) -> passes, on the rows whose value passed its type check.
 Predicate = Callable[[Coerced, Any], Mask]
+#: A record check: (raw columns, coerced features, rows, ingest time) -> (rows where it is counted,
+#: None for every row; rows where it fails).
+Step = Callable[[Columns, "dict[str, Coerced]", int, datetime], "tuple[Mask | None, Mask]"]
 
 
 @dataclass
@@ -160,20 +166,81 @@ def _length_check(feature: Feature) -> Predicate:
     return lambda c, raw: to_mask(pc.less_equal(pc.utf8_length(canonical(c, dtype, raw)), limit))
 
 
-def _constraints(feature: Feature) -> tuple[tuple[Predicate, str], ...]:
-    name = feature.name
-    out: list[tuple[Predicate, str]] = []
-    if feature.min is not None:
-        out.append((_bound_check(feature, True), f"min:{name}"))
-    if feature.max is not None:
-        out.append((_bound_check(feature, False), f"max:{name}"))
-    if feature.pattern is not None:
-        out.append((_pattern_check(feature), f"pattern:{name}"))
-    if feature.allowed is not None:
-        out.append((_allowed_check(feature), f"allowed:{name}"))
-    if feature.max_length is not None:
-        out.append((_length_check(feature), f"max_length:{name}"))
-    return tuple(out)
+def _min(feature: Feature) -> Predicate:
+    return _bound_check(feature, True)
+
+
+def _max(feature: Feature) -> Predicate:
+    return _bound_check(feature, False)
+
+
+# ------------------------------------------------------------------ record checks: subject, plan -> step
+
+
+def _schema(_: None, plan: DatasetPlan) -> Step:
+    names = frozenset(f.feature.name for f in plan.fields)
+
+    def unknown_fields(cols: Columns, typed: dict[str, Coerced], n: int, now: datetime) -> tuple[Mask | None, Mask]:
+        out = full(n, False)
+        for name, col in cols.items():
+            if name not in names:
+                if col.present is None:
+                    return None, full(n, True)
+                out = pc.or_(out, col.present)
+        return None, out
+    return unknown_fields
+
+
+def _freshness(event: Feature, plan: DatasetPlan) -> Step:
+    name = event.name
+    assert plan.freshness is not None
+    limit_us = plan.freshness // _US
+
+    def stale(cols: Columns, typed: dict[str, Coerced], n: int, now: datetime) -> tuple[Mask | None, Mask]:
+        c = typed[name]
+        values = c.values
+        if pa.types.is_date32(values.type):
+            us = pc.multiply(pc.cast(pc.cast(values, pa.int32()), pa.int64()), 86_400_000_000)
+        else:
+            us = pc.cast(values, pa.int64())
+        now_us = (now - _EPOCH) // _US
+        fresh = to_mask(pc.less_equal(pc.subtract(pa.scalar(now_us, pa.int64()), us), limit_us))
+        return c.ok, pc.and_(c.ok, pc.invert(fresh))
+    return stale
+
+
+def _rule(rule: Rule, plan: DatasetPlan) -> Step:
+    compiled = ArrowExpr(compile_expr(rule.expr))
+    dtypes = {f.feature.name: f.feature.dtype for f in plan.fields}
+
+    def broken(cols: Columns, typed: dict[str, Coerced], n: int, now: datetime) -> tuple[Mask | None, Mask]:
+        applies = full(n, True)
+        env: dict[str, tuple[str, pa.Array]] = {}
+        for name in compiled.fields:
+            c = typed[name]
+            applies = pc.and_(applies, c.ok)
+            kind = dtype_kind(dtypes[name])
+            env[name] = (kind, field_env(kind, c.values))
+        if not any_(applies):
+            return applies, full(n, False)
+        try:
+            passed = compiled.true_mask(env, n)
+        except NotVectorised:
+            columns = {name: typed[name].values.to_pylist() for name in compiled.fields}
+            rows = nonzero(applies)
+            held = [v is not FAILED and v is True for v in python_rows(compiled.expr, columns, rows)]
+            passed = pc.replace_with_mask(full(n, False), _flags(n, rows), pa.array(held, pa.bool_()))
+        return applies, pc.and_(applies, pc.invert(passed))
+    return broken
+
+
+GATES: dict[str, Callable[..., Any]] = {"completeness": missing_mask, "type": coerce_column}
+CONSTRAINT_CHECKS: dict[str, Callable[[Feature], Predicate]] = {
+    "min": _min, "max": _max, "pattern": _pattern_check, "allowed": _allowed_check, "max_length": _length_check}
+RECORD_CHECKS: dict[str, Callable[[Any, DatasetPlan], Step]] = {
+    "schema": _schema, "freshness": _freshness, "rule": _rule}
+#: This engine's implementation of each check of the plan, by check name.
+CHECKS: dict[str, Callable[..., Any]] = {**GATES, **CONSTRAINT_CHECKS, **RECORD_CHECKS}
 
 
 class BatchScorer:
@@ -188,62 +255,44 @@ class BatchScorer:
         self.transformer = ArrowTransformer(tuple(schema if source_features is None else source_features),
                                             transformations, self.null_values)
         self.names = frozenset(f.name for f in self.schema)
-        self._plans = tuple((f, _constraints(f)) for f in self.schema)
-        self._gold = float(quality.tiers.get("gold", 1.0))
-        self._silver = float(quality.tiers.get("silver", 0.8))
-        self._rules = tuple((ArrowExpr(compile_expr(r.expr)), f"rule:{r.name}") for r in quality.rules)
-        self._event: str | None = None
-        self._freshness_us = 0
-        by_name = {f.name: f for f in self.schema}
-        if quality.event_time is not None and quality.freshness is not None and quality.event_time in by_name:
-            if not by_name[quality.event_time].dtype.is_temporal:
-                raise ValueError(f"event_time field {quality.event_time!r} must be a date or timestamp")
-            self._event = quality.event_time
-            self._freshness_us = quality.freshness // _US
-        names: list[str] = []
-        for f, checks in self._plans:
-            names += [f"completeness:{f.name}", f"type:{f.name}", *(fail for _, fail in checks)]
-        names.append("schema")
-        if self._event is not None:
-            names.append("freshness")
-        names += [fail for _, fail in self._rules]
-        self.check_names: tuple[str, ...] = tuple(names)
-        self._names_array = pa.array(names, pa.string())
-        self._dtypes = {f.name: f.dtype for f in self.schema}
+        plan = plan_dataset(self.schema, quality)
+        self._fields = tuple((fp.feature, fp.feature.required,
+                              tuple((CONSTRAINT_CHECKS[check.name](fp.feature), fail) for check, fail in fp.constraints))
+                             for fp in plan.fields)
+        self._steps = tuple(RECORD_CHECKS[check.name](subject, plan) for check, subject, _ in plan.record_checks)
+        self._gold, self._silver = plan.gold, plan.silver
+        self.check_names: tuple[str, ...] = plan.failure_names
+        self._names_array = pa.array(self.check_names, pa.string())
 
     def score(self, cols: Columns, n: int, ingest_time: datetime) -> ScoredBatch:
         """Transform and score ``n`` rows of raw columns (``ingest_time`` naive means UTC)."""
         cols = self.transformer.apply(cols, n)
         nulls = self.null_values
+        missing_of, coerce = GATES["completeness"], GATES["type"]
         fails: list[Mask] = []
         counted = pa.repeat(pa.scalar(0, pa.int64()), n)
         critical = full(n, False)
         typed: dict[str, Coerced] = {}
-        for f, checks in self._plans:
+        for f, required, checks in self._fields:
             col = cols.get(f.name)
-            missing = missing_mask(col, n, nulls)
+            missing = missing_of(col, n, nulls)
             present = pc.invert(missing)
-            coerced = coerce_column(col.values if col is not None else pa.nulls(n), f.dtype, present)
+            coerced = coerce(col.values if col is not None else pa.nulls(n), f.dtype, present)
             typed[f.name] = coerced
             valid = coerced.ok
             bad_type = pc.and_(present, pc.invert(valid))
             fails += [missing, bad_type]
             counted = pc.add(counted, pc.add(pc.add(_int(present), pc.multiply(_int(valid), len(checks))), 1))
-            if f.required:
+            if required:
                 critical = pc.or_(critical, pc.or_(missing, bad_type))
             raw = col.values if col is not None else None
             for pred, _ in checks:
                 fails.append(pc.and_(valid, pc.invert(pred(coerced, raw))))
-        counted = pc.add(counted, 1)
-        fails.append(self._schema_fail(cols, n))
-        if self._event is not None:
-            event = typed[self._event]
-            counted = pc.add(counted, _int(event.ok))
-            fails.append(pc.and_(event.ok, pc.invert(self._fresh(event.values, ingest_time))))
-        for compiled, _ in self._rules:
-            applies, passed = self._rule(compiled, typed, n)
-            counted = pc.add(counted, _int(applies))
-            fails.append(pc.and_(applies, pc.invert(passed)))
+        now = ingest_time if ingest_time.tzinfo is not None else ingest_time.replace(tzinfo=_UTC)
+        for step in self._steps:
+            applies, fail = step(cols, typed, n, now)
+            counted = pc.add(counted, 1 if applies is None else _int(applies))
+            fails.append(fail)
         return self._outcome(fails, counted, critical, typed, n)
 
     def _outcome(self, fails: list[Mask], counted: pa.Array, critical: Mask, typed: dict[str, Coerced],
@@ -265,47 +314,12 @@ class BatchScorer:
         offsets = pa.concat_arrays([pa.array([0], pa.int64()), pc.cumulative_sum(nfail)]) if n else pa.array([0], pa.int64())
         failures = pa.ListArray.from_arrays(pc.cast(offsets, pa.int32()), self._names_array.take(which))
         score = pc.divide(pc.cast(pc.subtract(counted, nfail), pa.float64()), pc.cast(counted, pa.float64()))
-        tier = pc.if_else(critical, "rejected",
-                          pc.if_else(pc.greater_equal(score, self._gold), "gold",
-                                     pc.if_else(pc.greater_equal(score, self._silver), "silver", "bronze")))
+        tier = pc.if_else(critical, Tier.REJECTED.value,
+                          pc.if_else(pc.greater_equal(score, self._gold), Tier.GOLD.value,
+                                     pc.if_else(pc.greater_equal(score, self._silver), Tier.SILVER.value,
+                                                Tier.BRONZE.value)))
         features = {f.name: typed[f.name].values for f in self.schema}
         return ScoredBatch(features, tier, score, failures, counts)
-
-    def _schema_fail(self, cols: Columns, n: int) -> Mask:
-        out = full(n, False)
-        for name, col in cols.items():
-            if name not in self.names:
-                if col.present is None:
-                    return full(n, True)
-                out = pc.or_(out, col.present)
-        return out
-
-    def _fresh(self, values: pa.Array, ingest_time: datetime) -> Mask:
-        now = ingest_time if ingest_time.tzinfo is not None else ingest_time.replace(tzinfo=_UTC)
-        now_us = (now - _EPOCH) // _US
-        if pa.types.is_date32(values.type):
-            us = pc.multiply(pc.cast(pc.cast(values, pa.int32()), pa.int64()), 86_400_000_000)
-        else:
-            us = pc.cast(values, pa.int64())
-        return to_mask(pc.less_equal(pc.subtract(pa.scalar(now_us, pa.int64()), us), self._freshness_us))
-
-    def _rule(self, compiled: ArrowExpr, typed: dict[str, Coerced], n: int) -> tuple[Mask, Mask]:
-        applies = full(n, True)
-        env: dict[str, tuple[str, pa.Array]] = {}
-        for name in compiled.fields:
-            c = typed[name]
-            applies = pc.and_(applies, c.ok)
-            kind = dtype_kind(self._dtypes[name])
-            env[name] = (kind, field_env(kind, c.values))
-        if not any_(applies):
-            return applies, full(n, False)
-        try:
-            return applies, compiled.true_mask(env, n)
-        except NotVectorised:
-            columns = {name: typed[name].values.to_pylist() for name in compiled.fields}
-            rows = nonzero(applies)
-            passed = [v is not FAILED and v is True for v in python_rows(compiled.expr, columns, rows)]
-            return applies, pc.replace_with_mask(full(n, False), _flags(n, rows), pa.array(passed, pa.bool_()))
 
 
 def _int(mask: Mask) -> pa.Array:

@@ -23,7 +23,7 @@ import orjson
 from ..contracts import contract_for_group
 from ..errors import AtlasError, ConfigError
 from ..messages import record_key
-from ..model import Contract, Dataset
+from ..model import Contract, Dataset, Tier
 from ..settings import Settings
 from ..sinks.lakefs import LakeConfig
 from ..topics import raw_topic
@@ -117,7 +117,7 @@ def _rejected_check(summary: Summary, limit: float | None) -> int:
     """3 (and a line on stderr) when a dataset's rejected share is above ``--max-rejected``."""
     if limit is None or summary.mode != "lake":
         return 0
-    over = [(name, d["tiers"].get("rejected", 0) / d["rows"]) for name, d in summary.datasets.items() if d["rows"]]
+    over = [(name, d["tiers"].get(Tier.REJECTED, 0) / d["rows"]) for name, d in summary.datasets.items() if d["rows"]]
     over = [(name, share) for name, share in over if share > limit]
     for name, share in over:
         print(f"batch: {summary.group}.{name}: {share:.1%} of the rows were rejected, above --max-rejected "

@@ -11,13 +11,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..lake import dataset_features, lake_schema
-from ..model import Dataset
+from ..model import TIERS, Dataset, Tier
 from .arrow_quality import BatchScorer
 from .readers import RawBatch
 
 __all__ = ["Scored", "TierSplit", "add_counts"]
-
-TIERS = ("gold", "silver", "bronze", "rejected")
 
 
 @dataclass
@@ -26,7 +24,7 @@ class Scored:
 
     tiers: list[tuple[str, int]]
     failures: dict[str, int]
-    parts: list[tuple[str, pa.Table]]
+    parts: list[tuple[Tier, pa.Table]]
 
 
 class TierSplit:
