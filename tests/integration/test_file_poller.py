@@ -31,8 +31,9 @@ from atlas_stream.contracts import load_contracts
 from atlas_stream.devbroker import DevBroker
 from atlas_stream.settings import Settings
 from atlas_stream.sources import checkpoint as checkpoint_module
-from atlas_stream.sources.base import Publisher, SourceRunner
-from atlas_stream.sources.poll import build_sources
+from atlas_stream.sources.publisher import Publisher
+from atlas_stream.sources.runner import SourceRunner
+from atlas_stream.sources.files import build_file_sources
 
 from .harness import ROOT
 
@@ -241,7 +242,7 @@ def test_a_running_poller_picks_up_new_files_and_stops_cleanly(kafka: DevBroker,
 
 async def _run_in_process(settings: Settings) -> None:
     contract = next(c for c in load_contracts(settings.metadata_dir) if c.group == GROUP)
-    (source, _), = build_sources(contract, settings, "orders", once=True)
+    (source, _), = build_file_sources(contract, settings, "orders", once=True)
     publisher = Publisher(settings)
     await publisher.start(source.topics())
     try:

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from atlas_stream.contracts import load_contracts
-from atlas_stream.sources.gateway_auth import (
+from atlas_stream.sources.gateway.auth import (
     GroupAuth,
     Refusal,
     check_token,
     group_auth,
     presented_token,
 )
-from atlas_stream.sources.gateway_routes import Route, RouteTable
+from atlas_stream.sources.gateway.routes import Route, RouteTable
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "tests" / "integration" / "contracts_gateway"

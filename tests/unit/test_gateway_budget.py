@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from atlas_stream.sources.gateway_publish import RecordBudget
-from atlas_stream.sources.gateway_status import SourceStats, status_message
+from atlas_stream.sources.gateway.publish import RecordBudget
+from atlas_stream.sources.gateway.status import SourceStats, status_message
 
 
 async def test_waiters_are_served_in_order_when_room_is_released() -> None:

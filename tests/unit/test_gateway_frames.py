@@ -8,7 +8,7 @@ import pytest
 from atlas_stream.errors import SettingsError
 from atlas_stream.messages import record_key
 from atlas_stream.settings import Settings
-from atlas_stream.sources.gateway_frames import (
+from atlas_stream.sources.gateway.frames import (
     BINARY_FRAME_ERROR,
     FrameError,
     decode_frame,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from atlas_stream.sources.csvfile import CsvOptions, CsvPlan, plan_csv, read_csv
-from atlas_stream.sources.readers import Bad, Resume, Row
+from atlas_stream.sources.files.csvfile import CsvOptions, CsvPlan, plan_csv, read_csv
+from atlas_stream.sources.files.readers import Bad, Resume, Row
 
 OPTS = CsvOptions(columns=("id", "amount", "note"), max_line_bytes=1_000_001)
 MAX_ROW = 250_000

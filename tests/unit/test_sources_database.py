@@ -19,8 +19,8 @@ from atlas_stream.errors import ConfigError, ContractError
 from atlas_stream.model import Contract
 from atlas_stream.settings import Settings
 from atlas_stream.sources.database import build_database_sources
-from atlas_stream.sources.database_config import database_url, dataset_options, safe_url
-from atlas_stream.sources.database_rows import Cursor, encode_row, json_value, parse_ts, position, row_dict, ts_text
+from atlas_stream.sources.database.config import database_url, dataset_options, safe_url
+from atlas_stream.sources.database.rows import Cursor, encode_row, json_value, parse_ts, position, row_dict, ts_text
 
 FEATURES = [{"name": "id", "dtype": "bigint", "required": True}, {"name": "note", "dtype": "string"},
             {"name": "updated_at", "dtype": "timestamp"}]

@@ -12,9 +12,9 @@ from sqlalchemy.dialects import mssql, mysql, postgresql
 from sqlalchemy.engine import default
 
 from atlas_stream.errors import ContractError
-from atlas_stream.sources.database_config import dataset_options
-from atlas_stream.sources.database_query import Plan, count_rows, plan_source, select_rows
-from atlas_stream.sources.database_rows import Cursor
+from atlas_stream.sources.database.config import dataset_options
+from atlas_stream.sources.database.query import Plan, count_rows, plan_source, select_rows
+from atlas_stream.sources.database.rows import Cursor
 
 from .test_sources_database import make_contract
 

@@ -15,12 +15,12 @@ import pytest
 from atlas_stream.contracts import load_contracts
 from atlas_stream.errors import ConfigError, ContractError
 from atlas_stream.settings import Settings
-from atlas_stream.sources.base import OutRecord
+from atlas_stream.sources.interface import OutRecord
 from atlas_stream.sources.checkpoint import parse_position
-from atlas_stream.sources.base import source_key_fields
-from atlas_stream.sources.file_options import landing_for
+from atlas_stream.sources.interface import source_key_fields
+from atlas_stream.sources.files.options import landing_for
 from atlas_stream.sources.files import FileSource
-from atlas_stream.sources.poll import build_sources
+from atlas_stream.sources.files import build_file_sources
 
 CONTRACTS = Path(__file__).resolve().parents[1] / "integration" / "contracts_fs"
 
@@ -38,7 +38,7 @@ def _contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: Any = None)
 
 def _source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dataset: str = "orders", edit: Any = None,
             once: bool = True) -> FileSource:
-    (source, _), = build_sources(_contract(tmp_path, monkeypatch, edit), Settings(), dataset, once=once)
+    (source, _), = build_file_sources(_contract(tmp_path, monkeypatch, edit), Settings(), dataset, once=once)
     assert isinstance(source, FileSource)
     return source
 

@@ -15,7 +15,7 @@ from atlas_stream.contracts import load_contract
 from atlas_stream.errors import ContractError
 from atlas_stream.model import Contract
 from atlas_stream.settings import Settings
-from atlas_stream.sources.kafka_source import KafkaConfig, KafkaSource
+from atlas_stream.sources.kafka.source import KafkaConfig, KafkaSource
 
 SETTINGS = Settings(broker="kafka://b1:9092;kafka://b2:9092", max_message_bytes=20_000)
 

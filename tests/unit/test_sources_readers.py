@@ -10,7 +10,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from atlas_stream.sources.readers import Bad, Chunk, Resume, Row, read_json, read_jsonl, read_parquet
+from atlas_stream.sources.files.readers import Bad, Chunk, Resume, Row, read_json, read_jsonl, read_parquet
 
 
 def _all(chunks: Iterator[Chunk]) -> tuple[list[Row | Bad], list[Resume]]:

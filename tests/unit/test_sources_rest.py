@@ -12,8 +12,8 @@ from atlas_stream.contracts import load_contract
 from atlas_stream.errors import ContractError
 from atlas_stream.model import Contract
 from atlas_stream.settings import Settings
-from atlas_stream.sources.rest import RestPosition, RestSource, build_rest_sources, records_of
-from atlas_stream.sources.rest_config import RestConfig
+from atlas_stream.sources.rest.source import RestPosition, RestSource, build_rest_sources, records_of
+from atlas_stream.sources.rest.config import RestConfig
 
 TOKEN = "s3cret-token-value"
 FEATURES = [{"name": "id", "dtype": "int", "required": True}]

@@ -10,10 +10,10 @@ import isodate
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from ..contract_schema import did_you_mean, json_path
-from ..errors import ContractError
-from ..model import Contract, Dataset
-from .base import source_key_fields
+from ...contract_schema import did_you_mean, json_path
+from ...errors import ContractError
+from ...model import Contract, Dataset
+from ..interface import source_key_fields
 
 __all__ = [
     "DRIVERS",

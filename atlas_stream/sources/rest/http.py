@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from .base import Backoff
+from ...retry import Backoff
 
 __all__ = ["MISSING", "TokenBucket", "link_targets", "lookup", "next_link", "retry_after", "retry_delay",
            "safe_url", "with_params", "without_params"]

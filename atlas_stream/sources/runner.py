@@ -1,123 +1,38 @@
-"""What every poller builds on: the source interface, exactly-once runner, status reports."""
+"""Runs a polled source exactly once into Kafka: recovery, publication, checkpoints, status, retries."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, AsyncGenerator, Callable, ClassVar
+from typing import Any
 
-from ..errors import AtlasError, ConfigError, RetriableError
-from ..model import Contract, Dataset
-from ..messages import dlq_message, encode
-from ..settings import Settings
-from ..topics import SOURCE_STATUS_TOPIC, dlq_topic, raw_topic
+from ..errors import AtlasError, RetriableError
+from ..messages import encode
+from ..retry import Backoff, RetryPolicy
+from ..topics import SOURCE_STATUS_TOPIC
 from .checkpoint import SourceLock, SourceState, checkpoint_path
-from .publisher import HEADER_POSITION, HEADER_SOURCE, OutRecord, Publisher, merge_offsets
+from .interface import Batch, PolledSource, SourceStatus
+from .publisher import Publisher, merge_offsets
 
-__all__ = [
-    "HEADER_POSITION",
-    "HEADER_SOURCE",
-    "Backoff",
-    "Batch",
-    "DatasetSource",
-    "OutRecord",
-    "PolledSource",
-    "Publisher",
-    "SourceRunner",
-    "SourceState",
-    "StatusReporter",
-    "dead_letter",
-    "sleep_unless",
-]
+__all__ = ["SOURCE_RETRY", "STATUS_EVERY", "SourceRunner", "StatusReporter", "sleep_unless"]
 
 log = logging.getLogger(__name__)
 
 #: Status messages are sent on every change, and at least this often (seconds).
 STATUS_EVERY = 10.0
 
+#: Retries of a source (and of the poller's first broker connection): 0.5 s doubling to 30 s, with
+#: jitter. ``poll --once`` gives up after ``give_up_after`` seconds of failure; a long-running
+#: poller never does.
+SOURCE_RETRY = RetryPolicy(first=0.5, cap=30.0)
+
 
 def _iso(ts: float | None = None) -> str:
     return datetime.fromtimestamp(time.time() if ts is None else ts, tz=timezone.utc).isoformat()
-
-
-@dataclass
-class Batch:
-    """Records to publish together, and the source position once they are durable.
-
-    ``position`` is JSON the source understands (None means "from the start"). The runner fills
-    ``sent_rows``/``sent_dead`` with what it actually published (records already published before
-    a crash are skipped) before it asks the source for the next batch.
-    """
-
-    records: list[OutRecord]
-    position: Any
-    sent_rows: int = 0
-    sent_dead: int = 0
-
-
-def select_datasets(contract: Contract, dataset: str | None) -> list[Dataset]:
-    """The contract's datasets, or only the one named (``poll --dataset``); ConfigError if unknown."""
-    if dataset is None:
-        return list(contract.datasets)
-    chosen = [ds for ds in contract.datasets if ds.name == dataset]
-    if not chosen:
-        names = ", ".join(ds.name for ds in contract.datasets)
-        raise ConfigError(f"contract {contract.group!r} has no dataset {dataset!r} (it has: {names})")
-    return chosen
-
-
-def dead_letter(dlq: str, dataset: str | None, source_id: str, position: str, error: str, raw: bytes,
-                max_bytes: int, **where: Any) -> OutRecord:
-    """A dead letter for input a source cannot turn into a record. ``where`` (file, line, row,
-    table, ...) is added to the message's ``source`` next to the source id and position."""
-    value = dlq_message(error, "source", {"source": source_id, "position": position, **where}, None, raw,
-                        max_bytes, dataset=dataset)
-    return OutRecord(dlq, None, value, position, dead=True)
-
-
-class PolledSource(ABC):
-    """A source read by polling: files now; database tables, REST APIs and Kafka later.
-
-    Contract with :class:`SourceRunner`:
-    - ``poll(position)`` is one pass: from ``position`` (None on the very first start) it yields
-      :class:`Batch` objects until it has caught up, then returns.
-    - The runner asks for the next batch only after the previous one is durable (acknowledged by
-      the broker and checkpointed), so work that must follow durability (archiving a file,
-      acknowledging upstream) goes right after a ``yield``.
-    - Positions are deterministic: re-reading from a checkpointed position yields the same record
-      under the same position string. Exactly-once publication rests on it.
-    - Bad input never raises: it becomes a :func:`dead_letter`. Blocking I/O runs in threads.
-    """
-
-    kind: ClassVar[str] = "source"
-
-    def __init__(self, source_id: str) -> None:
-        self.source_id = source_id
-        #: Set by the runner: report a problem that is not fatal (shown as ``last_error``).
-        self.report: Callable[[str], None] = lambda message: log.warning("%s: %s", source_id, message)
-
-    @abstractmethod
-    def topics(self) -> list[str]:
-        """Every topic the source writes (raw topics and dead-letter topic)."""
-
-    @abstractmethod
-    def poll(self, position: Any) -> AsyncGenerator[Batch, None]:
-        """One pass over the source from ``position``."""
-
-    async def check(self) -> None:
-        """Raise SettingsError/ConfigError for what no retry can fix (wrong credentials), once at
-        start; an unreachable source is not an error here. Default: nothing to check."""
-        return None
-
-    def lag(self) -> int | None:
-        """How far behind the source is, in its own unit (None: unknown)."""
-        return None
 
 
 class StatusReporter:
@@ -135,8 +50,11 @@ class StatusReporter:
         self._changed.set()
         self._closed = False
 
-    def update(self, **fields: Any) -> None:
+    def update(self, state: SourceStatus | None = None, **fields: Any) -> None:
+        """Change fields of the status document; a new ``state`` or ``last_error`` is sent at once."""
         before = (self.doc["state"], self.doc["last_error"])
+        if state is not None:
+            self.doc["state"] = state
         self.doc.update(fields)
         if (self.doc["state"], self.doc["last_error"]) != before:
             self._changed.set()
@@ -164,27 +82,6 @@ class StatusReporter:
         self._changed.set()
 
 
-class Backoff:
-    """Exponential backoff with jitter: 0.5 s, 1 s, 2 s ... up to ``cap``."""
-
-    def __init__(self, first: float = 0.5, cap: float = 30.0) -> None:
-        self.first, self.cap, self.failures = first, cap, 0
-        self.since: float | None = None
-
-    def next(self) -> float:
-        if self.since is None:
-            self.since = time.monotonic()
-        delay = min(self.cap, self.first * 2 ** self.failures)
-        self.failures += 1
-        return delay * random.uniform(0.8, 1.2)
-
-    def failing_for(self) -> float:
-        return 0.0 if self.since is None else time.monotonic() - self.since
-
-    def reset(self) -> None:
-        self.failures, self.since = 0, None
-
-
 async def _wait_event(event: asyncio.Event, timeout: float) -> None:
     """Wait until ``event`` is set or ``timeout`` passes. (Not ``asyncio.wait_for``: on Python
     3.11 it can swallow a cancellation that arrives as the event is set.)"""
@@ -198,33 +95,6 @@ async def _wait_event(event: asyncio.Event, timeout: float) -> None:
 async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
     """Sleep ``seconds``, or less when ``stop`` is set."""
     await _wait_event(stop, seconds)
-
-
-def source_key_fields(dataset: Dataset) -> tuple[str, ...]:
-    """The contract's key fields as the source names them (renames undone): raw records are
-    keyed before the worker transforms them. Derived keys cannot be computed here."""
-    keys = list(dataset.key)
-    for step in reversed(dataset.transformations):
-        if step.op == "rename":
-            back = {new: old for old, new in step.params["mapping"].items()}
-            keys = [back.get(k, k) for k in keys]
-    return tuple(keys)
-
-
-class DatasetSource(PolledSource):
-    """A polled source feeding one dataset: its raw topic, its group's DLQ, its key fields."""
-
-    def __init__(self, prefix: str, contract: Contract, dataset: Dataset, settings: Settings) -> None:
-        super().__init__(f"{prefix}:{contract.group}.{dataset.name}")
-        self.contract = contract
-        self.dataset = dataset
-        self.raw_topic = raw_topic(contract.group, dataset.name)
-        self.dlq = dlq_topic(contract.group)
-        self.key_fields = source_key_fields(dataset)
-        self.max_bytes = settings.max_message_bytes
-
-    def topics(self) -> list[str]:
-        return [self.raw_topic, self.dlq]
 
 
 class SourceRunner:
@@ -274,7 +144,8 @@ class SourceRunner:
         lock = SourceLock(checkpoint_path(self.checkpoint_dir, sid))
         lock.acquire(sid)
         heartbeat = asyncio.create_task(self.status.run())
-        backoff = Backoff()
+        # ``--once`` gives up after give_up_after seconds of failure; a long-running poller never does.
+        backoff = replace(SOURCE_RETRY, give_up_after=self.give_up_after if self.once else None).backoff()
         try:
             while not self.stop.is_set():
                 try:
@@ -282,7 +153,7 @@ class SourceRunner:
                     break
                 except RetriableError as exc:
                     self.status.update(state="error", last_error=str(exc))
-                    if self.once and backoff.failing_for() > self.give_up_after:
+                    if backoff.exhausted():
                         raise
                     delay = backoff.next()
                     log.warning("%s: %s; retrying in %.1f s", sid, exc, delay)

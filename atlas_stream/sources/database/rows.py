@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import isodate
 import orjson
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 __all__ = ["Cursor", "encode_row", "json_value", "row_dict", "ts_text", "parse_ts"]
 

@@ -2,7 +2,7 @@
 
 Each dataset is one :class:`RestSource`. A pass pages through the endpoint from the checkpointed
 position; every page is one batch, published and acknowledged before the position moves past it
-(:class:`~atlas_stream.sources.base.SourceRunner` does the publishing, checkpoints and recovery).
+(:class:`~atlas_stream.sources.runner.SourceRunner` does the publishing, checkpoints and recovery).
 Position (JSON): ``{"pass", "since", "max_since", "request", "skip"}`` where ``request`` says which
 page to ask for (``{"page": 3}``, ``{"offset": 200}``, ``{"cursor": "..."}``, ``{"url": "..."}``)
 and ``skip`` how many of its items are already published. A record's ``atlas-pos`` is
@@ -21,14 +21,15 @@ from typing import Any, AsyncGenerator, Mapping
 import aiohttp
 import orjson
 
-from ..errors import ConfigError, RetriableError
-from ..messages import record_key
-from ..model import Contract, Dataset
-from ..settings import Settings
-from .base import Backoff, Batch, DatasetSource, OutRecord, PolledSource, dead_letter
-from .checkpoint import format_position
-from .rest_config import RestConfig
-from .rest_http import MISSING, TokenBucket, lookup, next_link, retry_delay, safe_url, with_params, without_params
+from ...errors import ConfigError, RetriableError
+from ...messages import record_key
+from ...model import Contract, Dataset
+from ...settings import Settings
+from ...retry import RetryPolicy
+from ..interface import Batch, DatasetSource, OutRecord, PolledSource, dead_letter
+from ..checkpoint import format_position
+from .config import RestConfig
+from .http import MISSING, TokenBucket, lookup, next_link, retry_delay, safe_url, with_params, without_params
 
 __all__ = ["ApiRequestRefused", "RestPosition", "RestSource", "build_rest_sources", "records_of"]
 
@@ -266,7 +267,7 @@ class RestSource(DatasetSource):
         connection errors with backoff (honouring Retry-After) up to ``max_retries`` times, then
         raises RetriableError; any other 4xx raises ApiRequestRefused."""
         cfg = self.config
-        backoff = Backoff(first=cfg.backoff_first, cap=cfg.backoff_cap)
+        backoff = RetryPolicy(first=cfg.backoff_first, cap=cfg.backoff_cap).backoff()
         attempt = 0
         while True:
             attempt += 1

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from ..contract_schema import json_path
-from ..errors import ContractError
-from ..model import Contract, Dataset
-from ..placeholders import Filled
+from ...contract_schema import json_path
+from ...errors import ContractError
+from ...model import Contract, Dataset
+from ...placeholders import Filled
 
 __all__ = ["PAGINATION_TYPES", "Pagination", "RestConfig"]
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import isodate
 
-from ..contract_schema import json_path
-from ..errors import ContractError
-from ..model import Contract, Dataset
-from ..settings import Settings
+from ...contract_schema import json_path
+from ...errors import ContractError
+from ...model import Contract, Dataset
+from ...settings import Settings
 from .csvfile import CsvOptions
 
 __all__ = ["EXTENSIONS", "FileOptions", "Landing", "json_default", "landing_for"]

@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from ..model import Contract
-from ..topics import raw_topic
-from .gateway_auth import GroupAuth, Refusal, check_token, group_auth, presented_token
-from .gateway_frames import parse_ingest_path
+from ...model import Contract
+from ...topics import raw_topic
+from .auth import GroupAuth, Refusal, check_token, group_auth, presented_token
+from .frames import parse_ingest_path
 
 __all__ = ["GATEWAY_SOURCE_TYPES", "Route", "RouteTable"]
 

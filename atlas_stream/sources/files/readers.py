@@ -15,8 +15,8 @@ from typing import IO, Any, Iterator
 
 import orjson
 
-from ..errors import RecordError
-from ..messages import decode_raw
+from ...errors import RecordError
+from ...messages import decode_raw
 
 __all__ = ["BOM", "Bad", "Chunk", "Line", "Lines", "Resume", "Row", "read_json", "read_jsonl", "read_parquet"]
 

@@ -13,19 +13,19 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
-from ..messages import record_key
-from ..settings import Settings
-from .gateway_auth import Refusal
-from .gateway_frames import (
+from ...messages import record_key
+from ...settings import Settings
+from .auth import Refusal
+from .frames import (
     BINARY_FRAME_ERROR,
     FrameError,
     decode_frame,
     error_reply,
     ok_reply,
 )
-from .gateway_publish import Publisher
-from .gateway_routes import Route, RouteTable
-from .gateway_status import SourceStats, StatusReporter
+from .publish import Publisher
+from .routes import Route, RouteTable
+from .status import SourceStats, StatusReporter
 
 __all__ = ["DRAIN_IDLE", "PIPELINE", "REFUSE_PERIOD", "Gateway"]
 

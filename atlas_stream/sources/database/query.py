@@ -33,11 +33,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from ..contract_schema import did_you_mean, json_path
-from ..errors import ContractError
-from ..model import Contract
-from .database_config import DatasetOptions, Incremental
-from .database_rows import Cursor
+from ...contract_schema import did_you_mean, json_path
+from ...errors import ContractError
+from ...model import Contract
+from .config import DatasetOptions, Incremental
+from .rows import Cursor
 
 __all__ = ["Plan", "count_rows", "plan_source", "select_rows"]
 

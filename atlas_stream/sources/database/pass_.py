@@ -11,15 +11,15 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.exc import DBAPIError
 
-from ..errors import ConfigError, ContractError, RetriableError
-from ..messages import record_key
-from .base import OutRecord, dead_letter
-from .database_config import safe_url
-from .database_query import count_rows, plan_source, select_rows
-from .database_rows import Cursor, encode_row, key_text, position, ts_text
+from ...errors import ConfigError, ContractError, RetriableError
+from ...messages import record_key
+from ..interface import OutRecord, dead_letter
+from .config import safe_url
+from .query import count_rows, plan_source, select_rows
+from .rows import Cursor, encode_row, key_text, position, ts_text
 
 if TYPE_CHECKING:
-    from .database import DatabaseSource
+    from .source import DatabaseSource
 
 __all__ = ["DatabaseQueryError", "DatabaseUnavailable", "Entry", "Pass", "first_line"]
 

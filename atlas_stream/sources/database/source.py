@@ -1,7 +1,7 @@
 """Database poller (rdbms contracts): new and changed rows of tables into raw topics, exactly once.
 
 Modes follow the Kafka Connect JDBC source (see docs/sources.md, "Database poller"); reading,
-checkpoints, recovery and status are :class:`~atlas_stream.sources.base.SourceRunner`'s. SQL is
+checkpoints, recovery and status are :class:`~atlas_stream.sources.runner.SourceRunner`'s. SQL is
 built by SQLAlchemy Core from names found by reflection (``database_query``); blocking database
 work runs in threads (``asyncio.to_thread``).
 """
@@ -17,14 +17,14 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from ..errors import ConfigError
-from ..model import Contract, Dataset
-from ..settings import Settings
-from .base import Batch, DatasetSource, PolledSource, select_datasets
-from .database_config import DatasetOptions, connect_args, database_url, dataset_options, safe_url
-from .database_pass import DatabaseQueryError, DatabaseUnavailable, Entry, Pass, first_line
-from .database_query import Plan
-from .database_rows import Cursor
+from ...errors import ConfigError
+from ...model import Contract, Dataset
+from ...settings import Settings
+from ..interface import Batch, DatasetSource, PolledSource, select_datasets
+from .config import DatasetOptions, connect_args, database_url, dataset_options, safe_url
+from .pass_ import DatabaseQueryError, DatabaseUnavailable, Entry, Pass, first_line
+from .query import Plan
+from .rows import Cursor
 
 __all__ = ["DatabaseQueryError", "DatabaseSource", "DatabaseUnavailable", "build_database_sources", "make_engine"]
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..topics import SOURCE_STATUS_TOPIC
+from ...topics import SOURCE_STATUS_TOPIC
 
 __all__ = ["STATUS_INTERVAL", "SourceStats", "StatusReporter", "status_message"]
 

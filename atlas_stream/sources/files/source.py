@@ -1,7 +1,7 @@
 """The file poller: landing folders (file, folder or glob) -> raw topics, exactly once.
 
 A file is read only once it has stopped growing, by the reader its format needs, in batches that
-are each published and checkpointed (see :class:`~atlas_stream.sources.base.SourceRunner`). Its
+are each published and checkpointed (see :class:`~atlas_stream.sources.runner.SourceRunner`). Its
 rows have positions ``<file id>:<ordinal>``; the file id hashes the file's path under the landing
 root, its size and its first 64 KiB, so it is stable across restarts and moves. When its last
 batch is durable the file is marked complete, then archived (``archive_dir``) or recorded as
@@ -24,13 +24,13 @@ from typing import Any, AsyncGenerator, Iterator, Protocol
 
 import orjson
 
-from ..messages import record_key
-from ..model import Contract, Dataset
-from ..settings import Settings
-from .base import Batch, DatasetSource, OutRecord, dead_letter
-from .checkpoint import fsync_dir
+from ...messages import record_key
+from ...model import Contract, Dataset
+from ...settings import Settings
+from ..interface import Batch, DatasetSource, OutRecord, dead_letter
+from ..checkpoint import fsync_dir
 from .csvfile import CsvPlan, plan_csv, read_csv
-from .file_options import FileOptions, Landing, json_default
+from .options import FileOptions, Landing, json_default
 from .readers import Bad, Chunk, Resume, Row, read_json, read_jsonl, read_parquet
 
 __all__ = ["FileSource", "Progress", "file_identity"]

@@ -21,15 +21,15 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from ..contract_schema import json_path
-from ..errors import BrokerUnavailable, ConfigError, ContractError, RecordError, SettingsError
-from ..kafka_admin import partitions_of
-from ..kafka_security import KafkaSecurity, check_kafka, client_kwargs
-from ..messages import decode_raw, dlq_message, record_key
-from ..model import Contract, Dataset
-from ..settings import Settings
-from ..topics import raw_topic
-from .base import Batch, DatasetSource, OutRecord, PolledSource
+from ...contract_schema import json_path
+from ...errors import BrokerUnavailable, ConfigError, ContractError, RecordError, SettingsError
+from ...kafka_admin import partitions_of
+from ...kafka_security import KafkaSecurity, check_kafka, client_kwargs
+from ...messages import decode_raw, dlq_message, record_key
+from ...model import Contract, Dataset
+from ...settings import Settings
+from ...topics import raw_topic
+from ..interface import Batch, DatasetSource, OutRecord, PolledSource
 
 __all__ = ["KafkaConfig", "KafkaSource", "build_kafka_sources", "check_direct_topic"]
 

@@ -19,16 +19,16 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from websockets.asyncio.server import Server, serve
 
-from ..contracts import load_contracts
-from ..errors import BrokerUnavailable, ConfigError
-from ..kafka_admin import ensure_topics
-from ..kafka_security import check_kafka, client_kwargs
-from ..settings import Settings
-from ..topics import SOURCE_STATUS_TOPIC, raw_topics
-from .gateway_connection import REFUSE_PERIOD, Gateway
-from .gateway_publish import Publisher, RecordBudget
-from .gateway_routes import RouteTable
-from .gateway_status import SourceStats, StatusReporter
+from ...contracts import load_contracts
+from ...errors import BrokerUnavailable, ConfigError
+from ...kafka_admin import ensure_topics
+from ...kafka_security import check_kafka, client_kwargs
+from ...settings import Settings
+from ...topics import SOURCE_STATUS_TOPIC, raw_topics
+from .connection import REFUSE_PERIOD, Gateway
+from .publish import Publisher, RecordBudget
+from .routes import RouteTable
+from .status import SourceStats, StatusReporter
 
 __all__ = ["run_gateway", "serve_gateway"]
 
