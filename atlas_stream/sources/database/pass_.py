@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import func, select
-from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.exc import DBAPIError
 
 from ...errors import ConfigError, ContractError, RetriableError
 from ...messages import record_key
+from ...model import Contract, Dataset
 from ..interface import OutRecord, dead_letter
-from .config import safe_url
-from .query import count_rows, plan_source, select_rows
+from .config import DatasetOptions, safe_url
+from .query import Plan, count_rows, plan_source, select_rows
 from .rows import Cursor, encode_row, key_text, position, ts_text
 
-if TYPE_CHECKING:
-    from .source import DatabaseSource
-
-__all__ = ["DatabaseQueryError", "DatabaseUnavailable", "Entry", "Pass", "first_line"]
+__all__ = ["DatabaseQueryError", "DatabaseUnavailable", "Entry", "Pass", "PassSource", "first_line"]
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +50,31 @@ def first_line(exc: BaseException) -> str:
     return f"{type(orig).__name__}: {lines[0].strip() if lines else ''}"
 
 
+class PassSource(Protocol):
+    """What a pass needs from its source (:class:`~.source.DatabaseSource`). A protocol, so this
+    module does not import the source module that imports it."""
+
+    source_id: str
+    contract: Contract
+    dataset: Dataset
+    raw_topic: str
+    dlq: str
+    max_bytes: int
+    engine: Engine
+    opts: DatasetOptions
+    #: Looked up by the first pass that reaches the database; reset when the table may have changed.
+    plan: Plan | None
+
+    def label(self) -> str:
+        """The table (or "the contract query") for messages."""
+        ...
+
+
 class Pass:
     """One pass over a dataset: its connection, streaming result and row conversion. Every
     method blocks; the source runs them in threads, one at a time."""
 
-    def __init__(self, source: DatabaseSource, cursor: Cursor) -> None:
+    def __init__(self, source: PassSource, cursor: Cursor) -> None:
         self.source = source
         self.cursor = cursor
         self.conn: Connection | None = None
@@ -148,7 +166,7 @@ class Pass:
         except (TypeError, ValueError, orjson.JSONEncodeError) as exc:
             raw = repr(dict(zip(keys, row))).encode()
             letter = dead_letter(src.dlq, src.dataset.name, src.source_id, pos, f"row cannot be published: {exc}",
-                                 raw, src.max_bytes, table=src._label())
+                                 raw, src.max_bytes, table=src.label())
             return Entry(letter, ts, ident)
 
     def _int_id(self, value: Any) -> int:

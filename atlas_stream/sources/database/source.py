@@ -92,14 +92,15 @@ class DatabaseSource(DatasetSource):
         except DBAPIError as exc:
             if isinstance(exc, OperationalError) or exc.connection_invalidated:
                 self.plan = None  # the table may have changed: look it up again
-                raise DatabaseUnavailable(f"database error while reading {self._label()}: {first_line(exc)}; "
+                raise DatabaseUnavailable(f"database error while reading {self.label()}: {first_line(exc)}; "
                                           "retrying from the checkpoint") from None
             self.plan = None
-            raise DatabaseQueryError(f"{self.source_id}: the database refused the query on {self._label()}: "
+            raise DatabaseQueryError(f"{self.source_id}: the database refused the query on {self.label()}: "
                                      f"{first_line(exc)} (check the table, its columns and the privileges of "
                                      f"the user in {self.contract.file})") from None
 
-    def _label(self) -> str:
+    def label(self) -> str:
+        """The table (or "the contract query") for messages."""
         return self.plan.label if self.plan is not None else (self.opts.table or "the contract query")
 
     async def poll(self, position: Any) -> AsyncGenerator[Batch, None]:
