@@ -13,7 +13,8 @@ from atlas_stream.errors import ContractError
 from atlas_stream.model import Contract
 from atlas_stream.settings import Settings
 from atlas_stream.sources.rest.source import RestPosition, RestSource, build_rest_sources, records_of
-from atlas_stream.sources.rest.config import RestConfig
+from atlas_stream.sources.rest.config import PAGINATION_TYPES, RestConfig
+from atlas_stream.sources.rest.pagination import PAGINATORS, BasePaginator, Page
 
 TOKEN = "s3cret-token-value"
 FEATURES = [{"name": "id", "dtype": "int", "required": True}]
@@ -92,32 +93,42 @@ def test_records_are_found_at_the_path_or_in_the_usual_places() -> None:
     assert records_of("text", None) is None
 
 
+def _next(src: RestSource, request: dict[str, Any], doc: Any, links: list[str], url: str,
+          count: int) -> dict[str, Any] | None:
+    return src.paginator.get_next(Page(request, url, doc, links, count))
+
+
+def test_every_pagination_type_has_one_paginator_class() -> None:
+    assert set(PAGINATORS) == set(PAGINATION_TYPES)
+    assert all(issubclass(cls, BasePaginator) and cls.type == name for name, cls in PAGINATORS.items())
+
+
 def test_page_pagination_asks_for_the_next_page_until_a_short_one(tmp_path: Path) -> None:
     src = _source(tmp_path, {"url": "https://api.test", "pagination": {
         "type": "page", "param": "p", "size_param": "per_page", "size": 2, "start": 1}})
-    first = src._first()
-    assert src._url(first, None) == "https://api.test/items?p=1&per_page=2"
-    assert src._next(first, [1, 2], [], "", 2) == {"page": 2}
-    assert src._next({"page": 2}, [1], [], "", 1) is None
-    assert src._next({"page": 2}, [], [], "", 0) is None
+    first = src.paginator.first()
+    assert src.paginator.url(first, None) == "https://api.test/items?p=1&per_page=2"
+    assert _next(src, first, [1, 2], [], "", 2) == {"page": 2}
+    assert _next(src, {"page": 2}, [1], [], "", 1) is None
+    assert _next(src, {"page": 2}, [], [], "", 0) is None
     assert src._page_id(3, {"page": 2}) == "3/page=2"
 
 
 def test_offset_and_cursor_pagination(tmp_path: Path) -> None:
     src = _source(tmp_path, {"url": "https://api.test", "pagination": {"type": "offset", "limit": 100}})
-    assert src._url({"offset": 200}, None) == "https://api.test/items?offset=200&limit=100"
-    assert src._next({"offset": 200}, [], [], "", 100) == {"offset": 300}
-    assert src._next({"offset": 300}, [], [], "", 7) is None
+    assert src.paginator.url({"offset": 200}, None) == "https://api.test/items?offset=200&limit=100"
+    assert _next(src, {"offset": 200}, [], [], "", 100) == {"offset": 300}
+    assert _next(src, {"offset": 300}, [], [], "", 7) is None
 
     src = _source(tmp_path, {"url": "https://api.test", "since_param": "after", "since_field": "ts",
                              "pagination": {"type": "cursor", "cursor_path": "meta.next"}})
-    assert src._url(src._first(), None) == "https://api.test/items"
-    assert src._url({"cursor": "c2"}, "2024-01-01") == "https://api.test/items?after=2024-01-01&cursor=c2"
-    assert src._next({"cursor": None}, {"meta": {"next": "c2"}}, [], "", 10) == {"cursor": "c2"}
+    assert src.paginator.url(src.paginator.first(), None) == "https://api.test/items"
+    assert src.paginator.url({"cursor": "c2"}, "2024-01-01") == "https://api.test/items?after=2024-01-01&cursor=c2"
+    assert _next(src, {"cursor": None}, {"meta": {"next": "c2"}}, [], "", 10) == {"cursor": "c2"}
     for doc in ({"meta": {"next": None}}, {"meta": {}}, {"meta": {"next": ""}}):
-        assert src._next({"cursor": "c1"}, doc, [], "", 10) is None
-    assert src._next({"cursor": "c2"}, {"meta": {"next": "c2"}}, [], "", 10) is None  # a cursor that stays put
-    assert src._next({"cursor": None}, {"meta": {"next": "c2"}}, [], "", 0) is None
+        assert _next(src, {"cursor": "c1"}, doc, [], "", 10) is None
+    assert _next(src, {"cursor": "c2"}, {"meta": {"next": "c2"}}, [], "", 10) is None  # a cursor that stays put
+    assert _next(src, {"cursor": None}, {"meta": {"next": "c2"}}, [], "", 0) is None
     assert src._page_id(0, {"cursor": None}) == "0/cursor=first"
     assert src._page_id(0, {"cursor": "secret-ish"}) != src._page_id(0, {"cursor": "other"})
 
@@ -125,13 +136,13 @@ def test_offset_and_cursor_pagination(tmp_path: Path) -> None:
 def test_link_pagination_keeps_configured_parameters_out_of_the_checkpoint(tmp_path: Path) -> None:
     src = _source(tmp_path, {"url": "https://api.test", "params": {"api_key": "${API_KEY}"},
                              "pagination": {"type": "link"}})
-    assert src._url(src._first(), None) == "https://api.test/items?api_key=k-123456"
-    nxt = src._next({"url": None}, [], ['</items?page=2&api_key=k-123456>; rel="next"'],
+    assert src.paginator.url(src.paginator.first(), None) == "https://api.test/items?api_key=k-123456"
+    nxt = _next(src, {"url": None}, [], ['</items?page=2&api_key=k-123456>; rel="next"'],
                     "https://api.test/items?api_key=k-123456", 5)
     assert nxt == {"url": "https://api.test/items?page=2"}
-    assert src._url(nxt, None) == "https://api.test/items?page=2&api_key=k-123456"
-    assert src._next(nxt, [], ['</items?page=2>; rel="next"'], "https://api.test/items?page=2", 5) is None
-    assert src._next(nxt, [], [], "https://api.test/items?page=2", 5) is None
+    assert src.paginator.url(nxt, None) == "https://api.test/items?page=2&api_key=k-123456"
+    assert _next(src, nxt, [], ['</items?page=2>; rel="next"'], "https://api.test/items?page=2", 5) is None
+    assert _next(src, nxt, [], [], "https://api.test/items?page=2", 5) is None
 
 
 def test_refusals_name_the_url_without_secrets(tmp_path: Path) -> None:

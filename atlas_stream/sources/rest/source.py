@@ -12,7 +12,6 @@ and ``skip`` how many of its items are already published. A record's ``atlas-pos
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 from dataclasses import dataclass, replace
@@ -24,12 +23,13 @@ import orjson
 from ...errors import ConfigError, RetriableError
 from ...messages import record_key
 from ...model import Contract, Dataset
-from ...settings import Settings
 from ...retry import RetryPolicy
-from ..interface import Batch, DatasetSource, OutRecord, PolledSource, dead_letter
+from ...settings import Settings
 from ..checkpoint import format_position
+from ..interface import Batch, DatasetSource, OutRecord, PolledSource, dead_letter
 from .config import RestConfig
-from .http import MISSING, TokenBucket, lookup, next_link, retry_delay, safe_url, with_params, without_params
+from .http import TokenBucket, lookup, retry_delay, safe_url
+from .pagination import Page, paginator_for
 
 __all__ = ["ApiRequestRefused", "RestPosition", "RestSource", "build_rest_sources", "records_of"]
 
@@ -130,79 +130,23 @@ class RestSource(DatasetSource):
         self.config = config
         #: The contract-wide bucket when ``rate_limit`` is in source_config, else the dataset's own.
         self.limiter = limiter or (TokenBucket(config.rate_limit) if config.rate_limit else None)
-
-    # ------------------------------------------------------------------ pagination
-
-    def _first(self) -> dict[str, Any]:
-        p = self.config.pagination
-        first: dict[str, dict[str, Any]] = {"page": {"page": p.start}, "offset": {"offset": p.start},
-                                            "cursor": {"cursor": p.start_cursor}, "link": {"url": None}, "none": {}}
-        return first[p.type]
-
-    def _url(self, request: Mapping[str, Any], since: Any) -> str:
-        cfg, p = self.config, self.config.pagination
-        params: dict[str, Any] = dict(cfg.params)
-        if cfg.since_param and since is not None:
-            params[cfg.since_param] = since
-        if p.type == "link" and request.get("url"):
-            # The server's next link carries the page; add back what was stripped before saving it.
-            return with_params(request["url"], params, replace=False)
-        if p.type in ("page", "offset"):
-            params[p.param] = request[p.type]
-            if p.size_param:
-                params[p.size_param] = p.size
-        elif p.type == "cursor":
-            if request.get("cursor") is not None:
-                params[p.param] = request["cursor"]
-            if p.size_param:
-                params[p.size_param] = p.size
-        return with_params(cfg.url, params)
-
-    def _next(self, request: Mapping[str, Any], doc: Any, links: list[str], url: str, n: int) -> dict[str, Any] | None:
-        """The request for the page after this one, or None when this page is the last."""
-        p = self.config.pagination
-        full = n > 0 and (p.size is None or n >= p.size)
-        if p.type == "page":
-            return {"page": request["page"] + 1} if full else None
-        if p.type == "offset":
-            return {"offset": request["offset"] + n} if full else None
-        if p.type == "cursor":
-            cursor = lookup(doc, p.cursor_path)
-            if cursor is MISSING or cursor in (None, "") or n == 0 or cursor == request.get("cursor"):
-                return None
-            return {"cursor": cursor}
-        if p.type == "link":
-            target = next_link(links, url)
-            if target is None:
-                return None
-            stored = without_params(target, [*self.config.params, *filter(None, [self.config.since_param])])
-            return None if stored == request.get("url") else {"url": stored}
-        return None
+        self.paginator = paginator_for(config)
 
     def _page_id(self, pass_no: int, request: Mapping[str, Any]) -> str:
-        p = self.config.pagination
-        if p.type in ("page", "none"):
-            page = f"page={request.get('page', 0)}"
-        elif p.type == "offset":
-            page = "offset"
-        else:
-            text = str(request.get(p.type) or "")
-            # Cursors and links can be long or hold secrets: a digest identifies the page as well.
-            page = f"{p.type}=" + (hashlib.sha256(text.encode()).hexdigest()[:20] if text else "first")
-        return f"{pass_no}/{page}"
+        return f"{pass_no}/{self.paginator.page_id(request)}"
 
     # ------------------------------------------------------------------ one pass
 
     async def poll(self, position: Any) -> AsyncGenerator[Batch, None]:
         pos = RestPosition.load(position)
-        request = pos.request if pos.request is not None else self._first()
+        request = pos.request if pos.request is not None else self.paginator.first()
         skip, max_since = pos.skip, pos.max_since
         pages = rows = dead = 0
         cfg = self.config
         timeout = aiohttp.ClientTimeout(total=cfg.timeout)
         async with aiohttp.ClientSession(timeout=timeout, headers=cfg.headers) as session:
             while True:
-                url = self._url(request, pos.since)
+                url = self.paginator.url(request, pos.since)
                 doc, links = await self._get(session, url)
                 items = records_of(doc, cfg.records_path)
                 if items is None:
@@ -210,9 +154,9 @@ class RestSource(DatasetSource):
                         f"the response (a JSON array, or a {'/'.join(DEFAULT_RECORD_KEYS)} key)"
                     raise ApiRequestRefused(f"GET {self._safe(url)}: no list of records at {where}; "
                                             f"set records_path ({cfg.file}: {cfg.where})")
-                nxt = self._next(request, doc, links, url, len(items))
+                nxt = self.paginator.get_next(Page(request, url, doc, links, len(items)))
                 page_id = self._page_id(pos.pass_no, request)
-                base = request["offset"] if cfg.pagination.type == "offset" else 0
+                base = self.paginator.first_index(request)
                 records: list[OutRecord] = []
                 for i in range(skip, len(items)):
                     item = items[i]
