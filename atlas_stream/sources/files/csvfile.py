@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from ...errors import RecordError
 from .readers import Bad, Chunk, Line, Lines, Resume, Row, too_long
 
 __all__ = ["CsvOptions", "CsvPlan", "plan_csv", "read_csv"]
@@ -95,8 +96,8 @@ def _next_record(lines: Lines, opts: CsvOptions, ncols: int | None, where: str) 
                                       f"(byte 0x{first.data[exc.start]:02x} at column {exc.start + 1})")
     consumed = [first]
 
-    class _Stop(Exception):
-        pass
+    class _Stop(RecordError):
+        """The quoted field runs into the next record or past the limits: broken quoting."""
 
     def feed() -> Iterator[str]:
         yield text

@@ -10,6 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from ...errors import RecordError
+
 __all__ = [
     "BINARY_FRAME_ERROR",
     "FrameError",
@@ -50,8 +52,8 @@ def parse_ingest_path(path: str) -> IngestPath | None:
     return IngestPath(group, dataset, parse_qs(parts.query, keep_blank_values=True))
 
 
-class FrameError(ValueError):
-    """A frame refused as a whole. ``items`` are the array indexes at fault, if any."""
+class FrameError(RecordError, ValueError):
+    """A frame refused as a whole (still a ValueError, as it always was). ``items`` are the array indexes at fault, if any."""
 
     def __init__(self, message: str, items: Sequence[int] = ()) -> None:
         super().__init__(message)

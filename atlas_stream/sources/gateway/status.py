@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import orjson
 
 from ...topics import SOURCE_STATUS_TOPIC
+from ..interface import SourceStatus
 
 __all__ = ["STATUS_INTERVAL", "SourceStats", "StatusReporter", "status_message"]
 
@@ -37,11 +38,11 @@ class SourceStats:
     degraded: bool = False
 
     @property
-    def state(self) -> str:
+    def state(self) -> SourceStatus:
         return "degraded" if self.degraded else "running"
 
 
-def status_message(stats: SourceStats, state: str, now: float | None = None) -> dict[str, Any]:
+def status_message(stats: SourceStats, state: SourceStatus, now: float | None = None) -> dict[str, Any]:
     """The JSON object published to ``atlas.sources.status`` (keyed by ``source``)."""
     return {
         "source": stats.source,
@@ -78,7 +79,7 @@ class StatusReporter:
         self.interval = interval
         self.timeout = timeout
         self._wake = asyncio.Event()
-        self._reported: dict[str, str] = {}
+        self._reported: dict[str, SourceStatus] = {}
         self._failing = False
 
     def changed(self) -> None:
@@ -95,7 +96,7 @@ class StatusReporter:
             except TimeoutError:
                 pass
 
-    async def report(self, final_state: str | None = None) -> bool:
+    async def report(self, final_state: SourceStatus | None = None) -> bool:
         """Publish one report per source; ``final_state`` (``stopped``) overrides the states."""
         now = time.time()
         states = {s.source: final_state or s.state for s in self.stats}
