@@ -17,7 +17,7 @@ from atlas_stream.sources.gateway.auth import (
 )
 from atlas_stream.sources.gateway.routes import Route, RouteTable
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CONTRACTS = ROOT / "tests" / "integration" / "contracts_gateway"
 TOKEN = "t0ken-for-unit-tests"
 

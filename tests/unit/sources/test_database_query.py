@@ -16,7 +16,7 @@ from atlas_stream.sources.database.config import dataset_options
 from atlas_stream.sources.database.query import Plan, count_rows, plan_source, select_rows
 from atlas_stream.sources.database.rows import Cursor
 
-from .test_sources_database import make_contract
+from .test_database import make_contract
 
 T0 = datetime(2025, 1, 1, 12)
 

@@ -22,7 +22,7 @@ from atlas_stream.sources.files.options import landing_for
 from atlas_stream.sources.files import FileSource
 from atlas_stream.sources.files import build_file_sources
 
-CONTRACTS = Path(__file__).resolve().parents[1] / "integration" / "contracts_fs"
+CONTRACTS = Path(__file__).resolve().parents[2] / "integration" / "contracts_fs"
 
 
 def _contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: Any = None) -> Any:
