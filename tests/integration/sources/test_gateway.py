@@ -29,9 +29,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from atlas_stream.devbroker import DevBroker, free_port, stop_process
 from atlas_stream.topics import SOURCE_STATUS_TOPIC, raw_topic
 
-from .harness import ROOT, consume
+from ..harness import ROOT, consume
 
-CONTRACTS = Path(__file__).resolve().parent / "contracts_gateway"
+CONTRACTS = Path(__file__).resolve().parents[1] / "contracts_gateway"
 TOKEN = "gw-" + secrets.token_hex(12)
 EVENTS = raw_topic("gwsecure", "events")
 READINGS = raw_topic("gwsecure", "readings")

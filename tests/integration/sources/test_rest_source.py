@@ -25,7 +25,7 @@ from atlas_stream.devbroker import DevBroker
 from atlas_stream.sources.checkpoint import checkpoint_path
 from atlas_stream.topics import SOURCE_STATUS_TOPIC, dlq_topic, raw_topic
 
-from .harness import ROOT, poller_env, read_to_end
+from ..harness import ROOT, poller_env, read_to_end
 
 GROUP = "restit"
 TOKEN = "tok-" + secrets.token_hex(12)

@@ -32,7 +32,7 @@ from sqlalchemy.engine import URL
 
 from atlas_stream.devbroker import DevBroker, free_port
 
-from .harness import ROOT, consume
+from ..harness import ROOT, consume
 
 PG = URL.create("postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432, database="postgres")
 MARIADB = URL.create("mysql+pymysql", username="root", host="127.0.0.1", port=3306)

@@ -22,7 +22,7 @@ from atlas_stream.kafka_admin import ensure_topics
 from atlas_stream.sources.checkpoint import checkpoint_path
 from atlas_stream.topics import SOURCE_STATUS_TOPIC, dlq_topic, raw_topic
 
-from .harness import ROOT, poller_env, read_to_end
+from ..harness import ROOT, poller_env, read_to_end
 
 GROUP = "kafkait"
 SOURCE = "ext.orders"

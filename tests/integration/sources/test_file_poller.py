@@ -35,9 +35,9 @@ from atlas_stream.sources.publisher import Publisher
 from atlas_stream.sources.runner import SourceRunner
 from atlas_stream.sources.files import build_file_sources
 
-from .harness import ROOT
+from ..harness import ROOT
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]
 GROUP = "itest_fs"
 RAW = {name: f"atlas.{GROUP}.{name}.raw" for name in ("orders", "events", "metrics")}
 DLQ = f"atlas.{GROUP}.dlq"
