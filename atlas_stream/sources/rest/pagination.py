@@ -103,33 +103,30 @@ class NoPagination(BasePaginator):
         return None
 
 
-class PagePaginator(BasePaginator):
+class _NumberedPaginator(BasePaginator):
+    """Styles that ask for a number (``?page=N``, ``?offset=N``), from ``start``, with the page size."""
+
+    def first(self) -> dict[str, Any]:
+        return {self.type: self.pagination.start}
+
+    def add_params(self, request: Mapping[str, Any], params: dict[str, Any]) -> None:
+        params[self.pagination.param] = request[self.type]
+        self._add_size(params)
+
+
+class PagePaginator(_NumberedPaginator):
     """``?page=N`` from ``start``, until a page that is not full."""
 
     type = "page"
-
-    def first(self) -> dict[str, Any]:
-        return {"page": self.pagination.start}
-
-    def add_params(self, request: Mapping[str, Any], params: dict[str, Any]) -> None:
-        params[self.pagination.param] = request["page"]
-        self._add_size(params)
 
     def get_next(self, page: Page) -> dict[str, Any] | None:
         return {"page": page.request["page"] + 1} if self._full(page) else None
 
 
-class OffsetPaginator(BasePaginator):
+class OffsetPaginator(_NumberedPaginator):
     """``?offset=N`` from ``start``, advanced by the items received, until a page that is not full."""
 
     type = "offset"
-
-    def first(self) -> dict[str, Any]:
-        return {"offset": self.pagination.start}
-
-    def add_params(self, request: Mapping[str, Any], params: dict[str, Any]) -> None:
-        params[self.pagination.param] = request["offset"]
-        self._add_size(params)
 
     def get_next(self, page: Page) -> dict[str, Any] | None:
         return {"offset": page.request["offset"] + page.count} if self._full(page) else None
