@@ -2,7 +2,7 @@
 
 Modes follow the Kafka Connect JDBC source (see docs/sources.md, "Database poller"); reading,
 checkpoints, recovery and status are :class:`~atlas_stream.sources.runner.SourceRunner`'s. SQL is
-built by SQLAlchemy Core from names found by reflection (``database_query``); blocking database
+built by SQLAlchemy Core from names found by reflection (``query``); blocking database
 work runs in threads (``asyncio.to_thread``).
 """
 
