@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from ..dtypes import INT64_MAX, CoercionError, canonical_text, coercer, is_missing
 from ..lake import arrow_type
-from ..sources.file_options import json_default as poller_json_default
+from ..sources.files.options import json_default as poller_json_default
 from ..model import DType
 
 __all__ = [

@@ -16,10 +16,10 @@ from sqlalchemy.exc import DBAPIError
 
 from ..model import Contract, Dataset
 from ..sources.database import make_engine
-from ..sources.database_config import database_url, dataset_options, safe_url
-from ..sources.database_pass import first_line
-from ..sources.database_query import plan_source
-from ..sources.database_rows import json_value
+from ..sources.database.config import database_url, dataset_options, safe_url
+from ..sources.database.pass_ import first_line
+from ..sources.database.query import plan_source
+from ..sources.database.rows import json_value
 from .arrow_values import Col, from_python
 from .readers import BatchInputError, RawBatch
 

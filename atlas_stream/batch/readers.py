@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 from ..errors import ConfigError
 from ..model import Contract, Dataset
 from ..settings import Settings
-from ..sources.file_options import FileOptions, landing_for
-from ..sources.readers import BOM, Bad, Resume, read_json, read_jsonl
+from ..sources.files.options import FileOptions, landing_for
+from ..sources.files.readers import BOM, Bad, Resume, read_json, read_jsonl
 from .arrow_values import Col, json_default, json_view
 from .records import columns_from_records
 

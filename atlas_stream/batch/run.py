@@ -67,7 +67,7 @@ def _input(contract: Contract, ds: Dataset, settings: Settings, fetch_size: int 
     """The dataset's input and the text that identifies it across runs."""
     if contract.source_type == "rdbms":
         # SQLAlchemy is imported only for database contracts (start-up time of file runs).
-        from ..sources.database_config import safe_url
+        from ..sources.database.config import safe_url
         from .database import DatabaseInput
 
         db = DatabaseInput(contract, ds, fetch_size)
@@ -178,7 +178,7 @@ def _to_lake(source: Input, key: str, ds: Dataset, settings: Settings, started: 
 
 
 async def _publish(source: Input, ds: Dataset, settings: Settings, summary: Summary) -> None:
-    from ..sources.base import source_key_fields
+    from ..sources.interface import source_key_fields
     from ..sources.publisher import OutRecord, Publisher
 
     topic = raw_topic(ds.group, ds.name)

@@ -150,7 +150,7 @@ def _jdbc_driver(db: DatabaseInput) -> tuple[str, str, str, str]:
 def _jdbc(spark: SparkSession, contract: Contract, ds: Dataset, fetch_size: int | None) -> _Input:
     from sqlalchemy.exc import DBAPIError
 
-    from ..sources.database_config import safe_url
+    from ..sources.database.config import safe_url
 
     db = DatabaseInput(contract, ds, fetch_size)
     _, driver, scheme, options = _jdbc_driver(db)

@@ -7,90 +7,28 @@ import asyncio
 import logging
 import signal
 import sys
-import time
-from typing import IO
+from dataclasses import replace
 
 from ..contracts import contract_for_group
-from ..contract_schema import json_path
 from ..errors import BrokerUnavailable, ConfigError
 from ..model import Contract
 from ..settings import Settings
 from ..topics import SOURCE_STATUS_TOPIC
-from .base import Backoff, PolledSource, Publisher, SourceRunner, select_datasets, sleep_unless
-from .file_options import FileOptions, landing_for
-from .files import FileSource
+from .interface import PolledSource
+from .kinds import factory_for
+from .publisher import Publisher
+from .runner import SOURCE_RETRY, SourceRunner, sleep_unless
 
-__all__ = ["POLLED_KINDS", "TerminalProgress", "build_sources", "run_poller"]
+__all__ = ["run_poller"]
 
 log = logging.getLogger(__name__)
 
-#: Source types of the contract schema that have no poller in this build yet.
-#: source_type values the poll command reads; websocket/stream records arrive through the gateway.
-POLLED_KINDS: tuple[str, ...] = ("fs", "rdbms", "api", "kafka")
 _LEVELS = {"crit": logging.CRITICAL, "error": logging.ERROR, "warn": logging.WARNING, "info": logging.INFO,
            "debug": logging.DEBUG}
 
 
-class TerminalProgress:
-    """A line per file with the rows published: rewritten in place on a terminal, printed once
-    when the file is done otherwise."""
-
-    def __init__(self, stream: IO[str] | None = None) -> None:
-        self.stream = stream or sys.stdout
-        self.tty = self.stream.isatty()
-        self._last = 0.0
-
-    def _write(self, text: str) -> None:
-        self.stream.write(text)
-        self.stream.flush()
-
-    def file_started(self, source: str, where: str) -> None:
-        if self.tty:
-            self._write(f"\r\x1b[K{source} {where}: reading")
-
-    def file_progress(self, source: str, where: str, rows: int, dead: int) -> None:
-        now = time.monotonic()
-        if self.tty and now - self._last > 0.2:
-            self._last = now
-            self._write(f"\r\x1b[K{source} {where}: {rows} rows published, {dead} to the DLQ")
-
-    def file_done(self, source: str, where: str, rows: int, dead: int, note: str) -> None:
-        line = f"{source} {where}: {rows} rows published, {dead} to the DLQ ({note})"
-        self._write(f"\r\x1b[K{line}\n" if self.tty else f"{line}\n")
-
-
 def _contract(settings: Settings, group: str) -> Contract:
     return contract_for_group(settings.metadata_dir, group)
-
-
-def build_sources(contract: Contract, settings: Settings, dataset: str | None = None, once: bool = False,
-                  progress: TerminalProgress | None = None) -> list[tuple[PolledSource, float]]:
-    """(source, poll interval) for every dataset of an ``fs`` contract (or only ``dataset``)."""
-    datasets = select_datasets(contract, dataset)
-    out: list[tuple[PolledSource, float]] = []
-    for ds in datasets:
-        index = contract.datasets.index(ds)
-        options = FileOptions.from_contract(contract, ds, settings)
-        landing = landing_for(ds.path, options.archive_dir, file=contract.file,
-                              path_at=json_path(("dataset_config", index, "source", "path")),
-                              archive_at=options.archive_at)
-        out.append((FileSource(contract, ds, settings, options, landing, progress, once), options.poll_interval))
-    return out
-
-
-# REST API and Kafka pollers (their own modules; imported only when used)
-REST_AND_KAFKA = ("api", "kafka")
-
-
-def _rest_or_kafka_sources(kind: str, contract: Contract, settings: Settings,
-                           dataset: str | None) -> list[tuple[PolledSource, float]]:
-    if kind == "api":
-        from .rest import build_rest_sources
-
-        return build_rest_sources(contract, settings, dataset)
-    from .kafka_source import build_kafka_sources
-
-    return build_kafka_sources(contract, settings, dataset)
 
 
 def run_poller(args: argparse.Namespace, settings: Settings) -> int:
@@ -100,22 +38,16 @@ def run_poller(args: argparse.Namespace, settings: Settings) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     contract = _contract(settings, args.ocs)
     kind = contract.source_type
-    if kind not in POLLED_KINDS:
+    build = factory_for(kind)
+    if build is None:
         print(f"error: contract {contract.group!r} has source_type {kind!r}: its records arrive through the "
               "gateway (python -m atlas_stream gateway); there is nothing to poll", file=sys.stderr)
         return 2
     if args.interval is not None and args.interval <= 0:
         raise ConfigError(f"--interval {args.interval}: must be positive")
-    if kind in REST_AND_KAFKA:  # sources/rest.py, sources/kafka_source.py
-        sources = _rest_or_kafka_sources(kind, contract, settings, args.dataset)
-        if not sources:
-            return 0  # every dataset is a Kafka topic consumed directly: checked and explained, nothing to copy
-    elif kind == "rdbms":  # sources/database.py
-        from .database import build_database_sources
-
-        sources = build_database_sources(contract, settings, args.dataset)
-    else:
-        sources = build_sources(contract, settings, args.dataset, args.once, TerminalProgress())
+    sources = build(contract, settings, args.dataset, args.once)
+    if not sources:
+        return 0  # e.g. every dataset is a Kafka topic consumed directly: checked and explained, nothing to copy
     try:
         return asyncio.run(_run(sources, settings, args.once, args.interval))
     except KeyboardInterrupt:
@@ -159,13 +91,14 @@ async def _run(sources: list[tuple[PolledSource, float]], settings: Settings, on
 
 
 async def _start(publisher: Publisher, topics: list[str], stop: asyncio.Event, once: bool) -> None:
-    backoff = Backoff()
+    # --once gives up after a minute without a broker; a long-running poller waits for it.
+    backoff = replace(SOURCE_RETRY, give_up_after=60.0 if once else None).backoff()
     while not stop.is_set():
         try:
             await publisher.start(topics)
             return
         except BrokerUnavailable as exc:
-            if once and backoff.failing_for() > 60:
+            if backoff.exhausted():
                 raise
             delay = backoff.next()
             log.warning("%s; retrying in %.1f s", exc, delay)

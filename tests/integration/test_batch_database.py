@@ -29,7 +29,7 @@ from atlas_stream.contracts import load_contract
 from atlas_stream.devbroker import DevBroker
 from atlas_stream.messages import decode_raw
 from atlas_stream.quality import DatasetScorer
-from atlas_stream.sources.database_rows import encode_row
+from atlas_stream.sources.database.rows import encode_row
 
 from .harness import consume
 

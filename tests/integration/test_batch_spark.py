@@ -27,7 +27,7 @@ from atlas_stream.lake import dataset_features, lake_schema
 from atlas_stream.messages import decode_raw
 from atlas_stream.model import Dataset
 from atlas_stream.quality import DatasetScorer
-from atlas_stream.sources.database_rows import encode_row
+from atlas_stream.sources.database.rows import encode_row
 
 from ..unit import test_batch_fs
 from ..unit.test_batch_equivalence import FUZZ_KINDS, fuzz_value

@@ -26,7 +26,7 @@ from atlas_stream.topics import dlq_topic, raw_topic, tier_topic
 from .harness import ROOT, Feeder, consume, poller_env, read_to_end
 from .sinkcheck import KIND_TIER, duplicates, lake_rows, mixed, wait_for
 from .test_core_stream import DLQ, RAW, TIERS, _changelog_totals
-from .test_gateway import GatewayProcess
+from .sources.test_gateway import GatewayProcess
 from .web_client import base_url, get
 
 HERE = Path(__file__).resolve().parent
