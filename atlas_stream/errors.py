@@ -11,22 +11,23 @@ the like: the builtin base is kept because callers catch it.
     │   ├── TransformSchemaError  transform: a transformation does not fit the feature list at its step
     │   │                         (also ValueError; contracts report it as a ContractError)
     │   ├── LockHeld              locks: another live process holds the lock (data dir, source checkpoint)
-    │   ├── DatabaseQueryError    database source (database_pass): the database refuses the configured query
-    │   ├── ApiRequestRefused     REST source (rest): the API refuses the request as configured
+    │   ├── DatabaseQueryError    database source (sources.database.pass_): the database refuses the configured query
+    │   ├── ApiRequestRefused     REST source (sources.rest.source): the API refuses the request as configured
     │   ├── BatchInputError       batch readers: the input of a batch run cannot be read (missing file, format)
     │   └── SparkError            batch spark_session: Spark cannot run the job (master, JDBC driver, input)
     ├── ExprError                 a rule or derive expression does not parse (raised inside
     │                             ContractError when it comes from a contract)
     ├── RetriableError            the outside world is down (broker, database, lake); retry later
     │   ├── BrokerUnavailable     the Kafka-protocol broker could not be reached or started
-    │   ├── DatabaseUnavailable   database source (database_pass): the database cannot be reached
+    │   ├── DatabaseUnavailable   database source (sources.database.pass_): the database cannot be reached
     │   ├── ElasticsearchUnavailable  Elasticsearch sink (elasticsearch): the cluster cannot be reached
     │   └── LakeUnavailable       the lake's filesystem (local, S3, HDFS, WebHDFS) failed or is down
     │       └── LakeError         batch writer: a batch run cannot write or commit its output
     ├── RecordError               skippable: one record is bad; it goes to the DLQ with the reason
     │   ├── CoercionError         dtypes: a value cannot be read as its dtype (also ValueError)
     │   ├── EvalError             expr: an expression fails on these values (type mismatch, division by zero)
-    │   └── FrameError            gateway source (gateway_frames): a WebSocket frame is malformed (also ValueError)
+    │   └── FrameError            gateway source (sources.gateway.frames): a WebSocket frame is malformed
+    │                             (also ValueError)
     ├── RequestError              a web client's request is wrong: answered with a 4xx, the server is fine
     │   ├── BadRequest            web params: malformed query, 400 (also ValueError)
     │   ├── Unauthorized          web responses: missing or wrong admin token, 401 (also PermissionError)

@@ -17,7 +17,7 @@ from atlas_stream.errors import AtlasError
 OPTIONAL = {"pyspark", "elasticsearch", "rocksdict", "pyodbc", "oracledb", "s3fs", "hdfs"}
 #: Re-based by the sources part of issue 15 (FrameError becomes RecordError + ValueError on that
 #: branch); remove the name once both branches are merged.
-PENDING_REBASE = {"FrameError"}
+PENDING_REBASE: set[str] = set()
 
 
 def _exception_classes() -> tuple[list[type[BaseException]], list[str]]:
