@@ -275,8 +275,8 @@ class SinkRouter:
     async def _flush(self, sink: TierSink, tps: Collection[TP], *, commit: bool = False) -> None:
         """Flush ``sink`` for ``tps`` after every sink listed before it that holds any of them.
 
-        Its lock is held throughout, so nothing it flushes can be committed before the earlier
-        sinks hold it (the index never lags behind a committed file)."""
+        Its lock is held throughout (as the Parquet writer's lock was held around the
+        Elasticsearch flush and the file's before this contract)."""
         groups = [list(tps)] if sink.shared_buffer else [[tp] for tp in tps]
         for group in groups:
             async with self._lock(sink, group[0]):
