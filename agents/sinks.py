@@ -17,8 +17,9 @@ from atlas_stream.app import app, catalog, settings
 from atlas_stream.channels import events, output_topics
 from atlas_stream.messages import event_message
 from atlas_stream.model import Dataset, Feature
-from atlas_stream.sinks.lakefs import LakeConfig
-from atlas_stream.sinks.parquet import Limits
+from atlas_stream.sinks.base import TierSink
+from atlas_stream.sinks.lakefs import Lake, LakeConfig
+from atlas_stream.sinks.parquet import Limits, ParquetSink
 from atlas_stream.sinks.probe import Probe
 from atlas_stream.sinks.router import SinkRouter, routes_for
 from tables.schemas import schema_registry
@@ -49,39 +50,42 @@ async def _event(kind: str, source: str, detail: dict[str, Any]) -> None:
     await events.send(key=source.encode(), value=event_message(kind, source, **detail))
 
 
-def _make_router() -> SinkRouter:
+def _make_sinks() -> tuple[Lake, list[TierSink]]:
+    """The lake, and the tier sinks in flush order (the router puts the lake's last anyway)."""
     lake = LakeConfig.from_settings(settings).open()
-    es = None
+    sinks: list[TierSink] = []
     if settings.es_url or settings.es_cloud_id:
-        from atlas_stream.sinks.elasticsearch import ElasticsearchSink, connection_options
+        from atlas_stream.sinks.elasticsearch import ElasticsearchSink, ElasticsearchTierSink, connection_options
 
         options = connection_options(api_key=settings.es_api_key, username=settings.es_username,
                                      password=settings.es_password, ca_certs=settings.es_ca_certs,
                                      cloud_id=settings.es_cloud_id)
         es = ElasticsearchSink(settings.es_url, max_docs=settings.es_bulk_docs, max_bytes=settings.es_bulk_bytes,
                                linger_seconds=settings.es_linger_seconds, client_options=options)
+        sinks.append(ElasticsearchTierSink(es, [rt.dataset for rt in catalog.datasets]))
     limits = Limits(flush_seconds=settings.sink_flush_seconds, flush_rows=settings.sink_flush_rows,
                     flush_bytes=settings.sink_flush_bytes, rotate_seconds=settings.sink_rotate_seconds,
                     rotate_rows=settings.sink_rotate_rows, rotate_bytes=settings.sink_rotate_bytes)
-    return SinkRouter(catalog, lake=lake, es=es, limits=limits, staging=settings.data_dir / "sink-staging",
-                      features_for=_features_for, probe=Probe(settings.bootstrap_servers),
-                      commit=_commit, send=_send, event=_event, max_message_bytes=settings.max_message_bytes)
+    sinks.append(ParquetSink(lake, limits, settings.data_dir / "sink-staging", _features_for))
+    return lake, sinks
 
 
 _routes = routes_for(catalog, parquet=True, elasticsearch=bool(settings.es_url or settings.es_cloud_id)) if settings.sink_enabled else {}
 _router: SinkRouter | None = None
+_lake: Lake | None = None
 _router_lock = asyncio.Lock()
 
 
 async def _get_router() -> SinkRouter:
     """The router, made on first use (opening the lake may talk to it: not at import time)."""
-    global _router
+    global _router, _lake
     async with _router_lock:
         if _router is None:
-            router = await asyncio.to_thread(_make_router)
-            if router.es is not None:
-                await router.es.setup([rt.dataset for rt in catalog.datasets])
-            _router = router
+            lake, sinks = await asyncio.to_thread(_make_sinks)
+            router = SinkRouter(catalog, sinks=sinks, probe=Probe(settings.bootstrap_servers), commit=_commit,
+                                send=_send, event=_event, max_message_bytes=settings.max_message_bytes)
+            await router.setup()
+            _router, _lake = router, lake
     return _router
 
 
@@ -94,11 +98,11 @@ if _routes:
     @app.task
     async def check_sink_destinations() -> None:
         """Say clearly at startup when the lake cannot be reached (the writers keep retrying)."""
-        router = await _get_router()
-        if router.lake is None:
+        await _get_router()
+        if _lake is None:
             return
         try:
-            await asyncio.to_thread(router.lake.check)
+            await asyncio.to_thread(_lake.check)
         except Exception as exc:  # noqa: BLE001 - reported; records wait in Kafka meanwhile
             log.error("the lake %s is not reachable (%s): records wait in Kafka until it is", settings.lake_uri, exc)
 

@@ -34,7 +34,7 @@ from atlas_stream.contracts import load_contracts  # noqa: E402
 from atlas_stream.lake import dataset_features, lake_schema  # noqa: E402
 from atlas_stream.sinks.lakefs import open_lake  # noqa: E402
 from atlas_stream.pipeline import load_catalog  # noqa: E402
-from atlas_stream.sinks.parquet import Limits  # noqa: E402
+from atlas_stream.sinks.parquet import Limits, ParquetSink  # noqa: E402
 from atlas_stream.sinks.probe import Probe  # noqa: E402
 from atlas_stream.sinks.router import SinkRouter  # noqa: E402
 from atlas_stream.sinks.tier_arrow import decode_window, rows_to_table  # noqa: E402
@@ -82,16 +82,13 @@ async def sink_run(values: list[bytes], root: Path) -> float:
     async def send(topic: str, key: bytes | None, value: bytes) -> None:
         raise AssertionError("nothing goes to a dead-letter topic here")
 
-    router = SinkRouter(catalog, lake=lake, es=None, limits=limits, staging=root / "staging",
-                        features_for=lambda d, v: d.schema, probe=Probe(["127.0.0.1:1"]), commit=commit, send=send)
+    sink = ParquetSink(lake, limits, root / "staging", lambda d, v: d.schema)
+    router = SinkRouter(catalog, sinks=[sink], probe=Probe(["127.0.0.1:1"]), commit=commit, send=send)
     handle = router.handle
     t0 = time.perf_counter()
     for offset, value in enumerate(values):
         await handle(TOPIC, 0, offset, value)
-    st = router.states[(TOPIC, 0)]
-    assert st.writer is not None
-    async with st.writer.lock:
-        await router._commit_file(st)
+    await router.flush_partition((TOPIC, 0), commit=True)
     await router.tick()  # commits the offsets
     elapsed = time.perf_counter() - t0
     assert committed == {(TOPIC, 0): len(values)}, committed

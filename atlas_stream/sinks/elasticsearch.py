@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, Sequence
 
 import orjson
 
@@ -29,8 +29,15 @@ from .. import metrics
 from ..dtypes import to_json_value
 from ..errors import ConfigError, RetriableError
 from ..model import Dataset
+from ..lake import dataset_features
 from ..redact import redact, redact_url
+from ..retry import Backoff, RetryPolicy
+from .base import TP, Flushed, Recovered, RefusedRecord, TierSink
 from .es_mapping import document, index_name, index_template, message_index, template_name
+from .tier_arrow import tier_message
+
+if TYPE_CHECKING:
+    from .router import Route
 
 try:
     from elasticsearch import ApiError, AsyncElasticsearch, TransportError
@@ -40,6 +47,7 @@ except ImportError as exc:  # pragma: no cover - pinned in requirements.txt
 
 __all__ = [
     "ElasticsearchSink",
+    "ElasticsearchTierSink",
     "ElasticsearchUnavailable",
     "FlushResult",
     "connection_options",
@@ -152,6 +160,7 @@ class ElasticsearchSink:
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.retry_policy = RetryPolicy(first=backoff_base, cap=backoff_max)
         self.on_error = on_error
         # The client's own retries are off: every attempt goes through _failed (log, metric, backoff).
         self.client = AsyncElasticsearch(urls or None, max_retries=0, retry_on_timeout=False,
@@ -213,18 +222,17 @@ class ElasticsearchSink:
             await self._call(what, partial(self.client.indices.put_index_template, name=name, **body))
 
     async def _call(self, what: str, request: Callable[[], Awaitable[Any]]) -> Any:
-        attempt = 0
+        backoff = self.retry_policy.backoff()
         while True:
-            attempt += 1
             try:
                 return await request()
             except ApiError as exc:
                 if exc.status_code != 429 and exc.status_code < 500:
                     raise ConfigError(f"Elasticsearch refused {what}: HTTP {exc.status_code} {exc.message}: "
                                       f"{_reason(_error_of(exc.body))[1]}") from None
-                await self._failed(f"{what}: HTTP {exc.status_code} {exc.message}", attempt)
+                await self._failed(f"{what}: HTTP {exc.status_code} {exc.message}", backoff)
             except TransportError as exc:
-                await self._failed(f"{what}: {type(exc).__name__}: {exc}", attempt)
+                await self._failed(f"{what}: {type(exc).__name__}: {exc}", backoff)
 
     async def flush(self) -> FlushResult:
         """Index the buffered documents; see the module docstring for the guarantees."""
@@ -234,6 +242,7 @@ class ElasticsearchSink:
         pending, indexed = batch, 0
         labels: Counter[tuple[str, str]] = Counter()
         chunk_bytes = self.max_bytes
+        backoff = self.retry_policy.backoff()
         try:
             while pending:
                 result.attempts += 1
@@ -243,7 +252,7 @@ class ElasticsearchSink:
                     chunk_bytes = self._shrink(retry, chunk_bytes, result)
                 pending = retry
                 if pending:
-                    await self._failed(f"bulk of {len(pending)} documents: {problem}", result.attempts)
+                    await self._failed(f"bulk of {len(pending)} documents: {problem}", backoff)
         except BaseException:
             # Nothing is lost: the next flush sends the whole batch again (an indexed document is
             # overwritten, a refused one is refused again and this time reported).
@@ -301,13 +310,14 @@ class ElasticsearchSink:
                                           first.position, first.body))
         return max(1, chunk_bytes // 2)
 
-    async def _failed(self, problem: str, attempt: int) -> None:
+    async def _failed(self, problem: str, backoff: Backoff) -> None:
+        """One failed attempt: give up after ``max_retries``, else wait per ``retry_policy``."""
         problem = redact(problem, self._secrets)
         metrics.SINK_ERRORS.labels(SINK).inc()
+        delay = backoff.next()  # jittered: workers do not retry in step
+        attempt = backoff.failures
         if self.max_retries is not None and attempt > self.max_retries:
             raise ElasticsearchUnavailable(f"Elasticsearch at {self.url} failed {attempt} times, last: {problem}")
-        delay = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
-        delay = delay / 2 + random.random() * delay / 2  # jitter: workers do not retry in step
         log.warning("Elasticsearch %s (attempt %d); retrying in %.1fs. Nothing is acknowledged until it "
                     "succeeds: check that %s is up, reachable and not overloaded", problem, attempt, delay, self.url)
         if self.on_error is not None:
@@ -317,6 +327,73 @@ class ElasticsearchSink:
     async def close(self) -> None:
         """Close the connections. Buffered documents are not sent: ``flush()`` first."""
         await self.client.close()
+
+
+class ElasticsearchTierSink(TierSink):
+    """The ``TierSink`` of the index: one bulk buffer (``ElasticsearchSink``) for every partition.
+    ``flush`` reports as safe the offsets below the last one handed over before it started; the
+    documents the server refused come back as ``refused`` for the dead-letter topic."""
+
+    name = SINK
+    shared_buffer = True
+
+    def __init__(self, es: ElasticsearchSink, datasets: Iterable[Dataset]) -> None:
+        self.es, self.datasets = es, list(datasets)
+        self._routes: dict[TP, Route] = {}
+        self._features: dict[TP, frozenset[str] | None] = {}
+        self._end: dict[TP, int] = {}  # last offset handed to Elasticsearch
+        self._next: dict[TP, int] = {}  # offsets below this are indexed
+
+    async def setup(self) -> None:
+        await self.es.setup(self.datasets)
+
+    def takes(self, route: Route) -> bool:
+        return route.elasticsearch
+
+    async def assign(self, tp: TP, route: Route) -> Recovered:
+        self._routes[tp] = route
+        dest = route.dataset.destination
+        self._features[tp] = None if dest.features is None else frozenset(f.name for f in dataset_features(route.dataset))
+        return Recovered()
+
+    def add(self, tp: TP, offset: int, value: bytes | None) -> bool:
+        message = tier_message(value)
+        if message is not None:
+            self.es.add_message(message, (tp[0], tp[1], offset), features=self._features[tp])
+        elif not self._routes[tp].parquet:  # (the Parquet sink reports it otherwise)
+            log.error("%s[%d]@%d is not a tier message; skipped", tp[0], tp[1], offset)
+        self._end[tp] = offset
+        return self.es.due()
+
+    def due(self, now: float) -> list[TP]:
+        return list(self._routes) if self.es.due(now) else []
+
+    async def flush(self, tps: Collection[TP], *, commit: bool = False) -> Flushed:
+        ends = dict(self._end)
+        result = await self.es.flush()
+        out = Flushed()
+        for r in result.refused:
+            topic, partition, offset = r.position
+            out.refused.append(RefusedRecord((topic, partition), offset, f"elasticsearch refused document {r.id} in "
+                                             f"{r.index}: {r.status} {r.error}", "sink.elasticsearch",
+                                             orjson.dumps(r.doc)))
+        for tp, end in ends.items():
+            if tp in self._routes:
+                self._next[tp] = max(self._next.get(tp, 0), end + 1)
+        out.safe = dict(self._next)
+        return out
+
+    async def restart(self, tp: TP, offset: int, after: int | None) -> int | None:
+        self._next.pop(tp, None)
+        return None
+
+    async def revoke(self, tps: Collection[TP]) -> None:
+        for tp in tps:
+            for held in (self._routes, self._features, self._end, self._next):
+                held.pop(tp, None)
+
+    async def close(self) -> None:
+        await self.es.close()
 
 
 def connection_options(*, api_key: str | None = None, username: str | None = None, password: str | None = None,

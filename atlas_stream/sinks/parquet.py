@@ -20,7 +20,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import orjson
 import pyarrow as pa
@@ -30,10 +31,15 @@ import pyarrow.parquet as pq
 from .. import metrics
 from ..lake import CommittedFile, dataset_features, lake_schema, parse_committed_name, partition_dir, tier_dir
 from ..model import Dataset, Feature
+from ..retry import RetryPolicy, retry_sync
+from .base import TP, Flushed, Recovered, TierSink
 from .lakefs import Lake, LakeUnavailable
 from .tier_arrow import Window, decode_window, replays
 
-__all__ = ["Committed", "Limits", "PartitionWriter", "Recovery", "TMP_PREFIX", "recover"]
+if TYPE_CHECKING:
+    from .router import Route
+
+__all__ = ["Committed", "Limits", "ParquetSink", "PartitionWriter", "Recovery", "TMP_PREFIX", "recover"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,8 @@ log = logging.getLogger(__name__)
 #: ``.tmp`` (a ``*.parquet`` glob never matches them).
 TMP_PREFIX = "_tmp."
 META_KEY = "atlas.sink"
+#: Committing a file to a lake that is down: 0.5 s doubling to 30 s, jittered, until it works.
+COMMIT_RETRY = RetryPolicy(first=0.5, cap=30.0)
 
 
 @dataclass(frozen=True)
@@ -116,16 +124,15 @@ class PartitionWriter:
     Call ``consume`` for every record in offset order (the caller filters replays of tier
     offsets), ``flush`` when ``due``; ``commit`` renames the open file into the lake. Both return
     the files they committed. The buffer holds the messages' bytes; a window is decoded at once
-    on Arrow (``tier_arrow``) in a thread. The caller holds ``lock`` around every coroutine;
-    ``consume`` needs no lock when it is called on the event loop (a flush takes the buffer whole
-    before its thread starts).
+    on Arrow (``tier_arrow``) in a thread. The caller runs one coroutine at a time (the router's
+    lock per partition); ``consume`` needs none when it is called on the event loop (a flush takes
+    the buffer whole before its thread starts).
     """
 
     def __init__(self, lake: Lake, dataset: Dataset, tier: str, topic: str, partition: int, recovery: Recovery,
                  limits: Limits, staging: Path, features_for: FeaturesFor) -> None:
         self.lake, self.dataset, self.tier, self.topic, self.partition = lake, dataset, tier, topic, partition
         self.limits, self.staging, self.features_for = limits, staging, features_for
-        self.lock = asyncio.Lock()
         self.series = recovery.series
         self.guard: dict[str, list[float]] = {k: list(v) for k, v in recovery.guard.items()}
         #: Offsets below this are in committed files or were replays: safe to commit to Kafka.
@@ -353,17 +360,79 @@ def _runs(win: Window) -> list[tuple[int, int]]:
 def _retry_forever(op: Callable[[], None], who: str) -> None:
     """Run a commit step until it succeeds: nothing is acknowledged before it is written.
     A destination that already exists means an earlier attempt of this very step succeeded."""
-    delay = 0.5
-    while True:
+
+    def attempt() -> None:
         try:
             op()
-            return
         except FileExistsError:
             log.warning("%s: the committed file already exists (an earlier attempt succeeded)", who)
-            return
-        except (LakeUnavailable, OSError) as exc:
-            metrics.SINK_ERRORS.labels("parquet").inc()
-            log.error("%s: cannot commit to the lake (%s); retrying in %.1fs. Nothing is acknowledged "
-                      "until it is written: check that the lake is reachable", who, exc, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 30.0)
+
+    def failed(exc: BaseException, attempt: int, delay: float) -> None:
+        metrics.SINK_ERRORS.labels("parquet").inc()
+        log.error("%s: cannot commit to the lake (%s); retrying in %.1fs. Nothing is acknowledged "
+                  "until it is written: check that the lake is reachable", who, exc, delay)
+
+    retry_sync(attempt, retry_on=(LakeUnavailable, OSError), policy=COMMIT_RETRY, on_retry=failed)
+
+
+class ParquetSink(TierSink):
+    """The ``TierSink`` of the lake: one ``PartitionWriter`` per partition, files committed by
+    rename. ``flush`` reports as safe only offsets in committed files (or replays); the committed
+    names say where each partition resumes (``recovers``), so the router flushes it last."""
+
+    name = "parquet"
+    recovers = True
+
+    def __init__(self, lake: Lake, limits: Limits, staging: Path, features_for: FeaturesFor) -> None:
+        self.lake, self.limits, self.staging, self.features_for = lake, limits, staging, features_for
+        self.writers: dict[TP, PartitionWriter] = {}
+
+    def takes(self, route: Route) -> bool:
+        return route.parquet
+
+    async def assign(self, tp: TP, route: Route) -> Recovered:
+        topic, partition = tp
+        rec = await asyncio.to_thread(recover, self.lake, route.dataset.destination.path, route.tier, topic, partition,
+                                      self.staging)
+        self.writers[tp] = PartitionWriter(self.lake, route.dataset, route.tier, topic, partition, rec, self.limits,
+                                           self.staging, self.features_for)
+        log.info("parquet %s[%d]: recovered from %d committed file(s): series %d, next offset %s%s", topic, partition,
+                 rec.files, rec.series, rec.next_offset,
+                 f", {rec.removed_tmp} temporary file(s) deleted" if rec.removed_tmp else "")
+        return Recovered(rec.next_offset, rec.last)
+
+    def add(self, tp: TP, offset: int, value: bytes | None) -> bool:
+        w = self.writers[tp]
+        w.consume(offset, value)  # decoded with its window, on Arrow
+        return w.due(time.monotonic())
+
+    def due(self, now: float) -> list[TP]:
+        return [tp for tp, w in self.writers.items() if w.due(now)]
+
+    async def flush(self, tps: Collection[TP], *, commit: bool = False) -> Flushed:
+        out = Flushed()
+        for tp in tps:
+            w = self.writers.get(tp)
+            if w is None:
+                continue
+            for c in await (w.commit() if commit else w.flush()):
+                out.committed.append((tp, {"sink": self.name, "tier": w.tier, "topic": tp[0], "partition": tp[1],
+                                           "end": c.file.end, "rows": c.rows, "file": c.path}))
+            safe = w.safe_next()
+            if safe is not None:
+                out.safe[tp] = safe
+        return out
+
+    async def restart(self, tp: TP, offset: int, after: int | None) -> int | None:
+        w = self.writers[tp]
+        w.restart_series(offset)
+        log.warning("parquet %s[%d]: the topic's offsets started again (at %d, after %s): it was recreated. "
+                    "Earlier files are kept; new files form series %d (named ...+<end>.s%d.parquet)",
+                    tp[0], tp[1], offset, after, w.series, w.series)
+        return w.safe_next()
+
+    async def revoke(self, tps: Collection[TP]) -> None:
+        for tp in tps:
+            w = self.writers.pop(tp, None)
+            if w is not None:
+                await asyncio.to_thread(w.discard)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Literal, Sequence
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -13,7 +13,10 @@ from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
 from ..kafka_security import KafkaSecurity, client_kwargs
 
-__all__ = ["Probe", "ProbeResult"]
+__all__ = ["Probe", "ProbeResult", "ProbeStatus"]
+
+#: What a probe found at an offset (see ProbeResult).
+ProbeStatus = Literal["found", "later", "out_of_range", "unknown"]
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class ProbeResult:
     it (``offset`` says where: the asked offset is a gap); ``out_of_range``: below the log start
     or at/after the end; ``unknown``: the broker did not answer in time."""
 
-    status: str
+    status: ProbeStatus
     offset: int | None = None
     value: Any = None
     end: int | None = None
@@ -61,7 +64,7 @@ class Probe:
                 batch = await consumer.getmany(tp, timeout_ms=500, max_records=1)
                 for msg in batch.get(tp, []):
                     value = _decode(msg.value)
-                    status = "found" if msg.offset == offset else "later"
+                    status: ProbeStatus = "found" if msg.offset == offset else "later"
                     return ProbeResult(status, msg.offset, value, end, msg.value)
             return ProbeResult("unknown", end=end)
         except OffsetOutOfRangeError:

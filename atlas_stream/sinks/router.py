@@ -1,5 +1,6 @@
-"""Routes tier-topic records to the Parquet and Elasticsearch sinks and decides which offsets
-are safe to commit to Kafka. No Faust here: the agent passes in how to commit and send.
+"""Routes tier-topic records to the tier sinks (``base.TierSink``: Parquet, Elasticsearch, ...)
+and decides which offsets are safe to commit to Kafka. No Faust here: the agent passes in how to
+commit and send.
 
 Per tier-topic partition the router keeps the next offset it expects. A record below it is a
 replay (the consumer started from an older committed offset, or Faust delivered twice) unless
@@ -12,27 +13,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Literal
 
-import orjson
 from aiokafka.errors import KafkaError
 
-from ..lake import dataset_features
 from ..messages import dlq_message
 from ..model import Dataset
 from ..pipeline import Catalog
-from .lakefs import Lake
-from .parquet import Committed, FeaturesFor, Limits, PartitionWriter, recover
+from ..retry import RetryPolicy, retry_async
+from .base import TP, RefusedRecord, TierSink
 from .probe import Probe
-from .tier_arrow import tier_message
 
-__all__ = ["Route", "SinkRouter", "routes_for"]
+__all__ = ["Route", "SinkRouter", "Verdict", "routes_for"]
 
 log = logging.getLogger(__name__)
 
-TP = tuple[str, int]
+#: What to do with a record that is not the next expected offset of its partition: write it,
+#: skip it (a replay), or first fill in the records the stream skipped before it.
+Verdict = Literal["write", "skip", "fill"]
+
+#: Reading a skipped range from Kafka: 0.5 s doubling to 30 s, jittered, until it succeeds.
+FILL_RETRY = RetryPolicy(first=0.5, cap=30.0)
 
 
 @dataclass(frozen=True)
@@ -60,34 +63,48 @@ def routes_for(catalog: Catalog, *, parquet: bool, elasticsearch: bool) -> dict[
 
 
 class _State:
-    def __init__(self, tp: TP, route: Route, writer: PartitionWriter | None, expected: int | None) -> None:
-        self.tp, self.route, self.writer, self.expected = tp, route, writer, expected
+    def __init__(self, tp: TP, route: Route, sinks: list[TierSink]) -> None:
+        self.tp, self.route, self.sinks = tp, route, sinks
+        self.expected: int | None = None
         self.replays_below: int | None = None  # verified: records below this are replays
-        self.es_end: int | None = None  # last offset handed to Elasticsearch
-        self.es_next: int | None = None  # offsets below this are indexed
         self.committed: int | None = None
+        #: Per sink, the offset below which it holds everything durably (None: not known yet).
+        self.safe: dict[TierSink, int | None] = {}
         #: The message last handed to the sinks (this process), else the newest file's last record.
         self.last_value: tuple[int, bytes | None] | None = None
-        self.recovered_last: dict[str, Any] | None = writer.last if writer else None
+        self.recovered_last: dict[str, Any] | None = None
 
 
 class SinkRouter:
-    def __init__(self, catalog: Catalog, *, lake: Lake | None, es: Any, limits: Limits, staging: Path,
-                 features_for: FeaturesFor, probe: Probe,
+    """Hands every record of a tier-topic partition to the partition's sinks, in offset order,
+    once; flushes them as ``TierSink`` says (every sink listed before a sink is flushed before
+    it: those whose files say where the consumer resumes come last); commits to Kafka, per
+    partition, the minimum over its sinks of the offset each reports safe."""
+
+    def __init__(self, catalog: Catalog, *, sinks: Sequence[TierSink], probe: Probe,
                  commit: Callable[[dict[TP, int]], Awaitable[Any]],
                  send: Callable[[str, bytes | None, bytes], Awaitable[Any]],
                  event: Callable[[str, str, dict[str, Any]], Awaitable[Any]] | None = None,
                  max_message_bytes: int = 1_000_000) -> None:
-        self.lake, self.es, self.limits, self.staging = lake, es, limits, staging
-        self.features_for, self.probe, self.commit, self.send = features_for, probe, commit, send
+        self.sinks = sorted(sinks, key=lambda s: s.recovers)  # stable: the recovering ones last
+        self.probe, self.commit, self.send = probe, commit, send
         self.event, self.max_message_bytes = event, max_message_bytes
-        self.routes = routes_for(catalog, parquet=lake is not None, elasticsearch=es is not None)
+        self.routes: dict[str, Route] = {}
+        self._sinks_of: dict[str, list[TierSink]] = {}
+        for topic, route in routes_for(catalog, parquet=True, elasticsearch=True).items():
+            taking = [s for s in self.sinks if s.takes(route)]
+            if taking:
+                self.routes[topic], self._sinks_of[topic] = route, taking
         self.states: dict[TP, _State] = {}
-        self._es_lock = asyncio.Lock()
+        self._locks: dict[tuple[int, TP | None], asyncio.Lock] = {}
 
     @property
     def topics(self) -> list[str]:
         return sorted(self.routes)
+
+    async def setup(self) -> None:
+        for sink in self.sinks:
+            await sink.setup()
 
     # -- records -----------------------------------------------------------------------------
     async def handle(self, topic: str, partition: int, offset: int, value: bytes | None) -> None:
@@ -107,41 +124,30 @@ class SinkRouter:
         topic, partition = st.tp
         log.warning("%s[%d]: the stream went from %d to %d; reading the %d records between from the topic",
                     topic, partition, st.expected - 1, until, until - st.expected)
-        delay = 0.5
-        while True:
-            try:
-                async for chunk in self.probe.read_range(topic, partition, st.expected, until):
-                    for rec in chunk:
-                        if rec.offset >= st.expected:
-                            await self._write(st, rec.offset, rec.value)
-                return
-            except (OSError, TimeoutError, KafkaError) as exc:
-                log.error("%s[%d]: reading offsets %d..%d failed (%s); retrying in %.1fs", topic, partition,
-                          st.expected, until - 1, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+
+        async def read() -> None:
+            start = st.expected
+            assert start is not None
+            async for chunk in self.probe.read_range(topic, partition, start, until):
+                for rec in chunk:
+                    if rec.offset >= (st.expected or 0):
+                        await self._write(st, rec.offset, rec.value)
+
+        def failed(exc: BaseException, attempt: int, delay: float) -> None:
+            log.error("%s[%d]: reading offsets %d..%d failed (%s); retrying in %.1fs", topic, partition,
+                      st.expected, until - 1, exc, delay)
+
+        await retry_async(read, retry_on=(OSError, TimeoutError, KafkaError), policy=FILL_RETRY, on_retry=failed)
 
     async def _write(self, st: _State, offset: int, value: bytes | None) -> None:
         st.expected = offset + 1
         st.last_value = (offset, value)
-        if st.route.elasticsearch:
-            # Into the index buffer before the file: a file is committed only after a flush of
-            # this buffer, so the index always holds every record of every committed file.
-            message = tier_message(value)
-            if message is not None:
-                self.es.add_message(message, (st.tp[0], st.tp[1], offset), features=self._es_features(st.route.dataset))
-            elif st.writer is None:  # (the Parquet writer reports it otherwise)
-                log.error("%s[%d]@%d is not a tier message; skipped", st.tp[0], st.tp[1], offset)
-            st.es_end = offset
-        w = st.writer
-        if w is not None:
-            # No lock: the buffer is only touched on this loop; a flush takes it whole first.
-            w.consume(offset, value)  # decoded with its window, on Arrow
-            if w.due(time.monotonic()):
-                async with w.lock:
-                    await self._flush_file(st)
-        if st.route.elasticsearch and self.es.due():
-            await self._flush_es()
+        due = -1
+        for i, sink in enumerate(st.sinks):
+            if sink.add(st.tp, offset, value):
+                due = i
+        if due >= 0:  # the last sink that is due, and the ones before it
+            await self._flush(st.sinks[due], [st.tp])
 
     async def recover_assigned(self, tps: Iterable[TP]) -> dict[TP, int]:
         """Recover newly assigned partitions from the lake's committed file names; returns the
@@ -161,29 +167,20 @@ class SinkRouter:
                 positions[tp] = st.expected
         return positions
 
-    def _es_features(self, dataset: Dataset) -> set[str] | None:
-        if dataset.destination.features is None:
-            return None
-        return {f.name for f in dataset_features(dataset)}
-
     async def _assign(self, tp: TP) -> _State:
         route = self.routes[tp[0]]
-        writer = None
-        expected = None
-        if route.parquet:
-            assert self.lake is not None
-            rec = await asyncio.to_thread(recover, self.lake, route.dataset.destination.path, route.tier, tp[0], tp[1], self.staging)
-            writer = PartitionWriter(self.lake, route.dataset, route.tier, tp[0], tp[1], rec, self.limits,
-                                     self.staging, self.features_for)
-            expected = rec.next_offset
-            log.info("parquet %s[%d]: recovered from %d committed file(s): series %d, next offset %s%s", tp[0], tp[1],
-                     rec.files, rec.series, expected, f", {rec.removed_tmp} temporary file(s) deleted" if rec.removed_tmp else "")
-        st = _State(tp, route, writer, expected)
-        st.committed = expected
+        st = _State(tp, route, self._sinks_of[tp[0]])
+        for sink in st.sinks:
+            rec = await sink.assign(tp, route)
+            st.safe[sink] = rec.next_offset
+            if rec.next_offset is not None:
+                st.expected = rec.next_offset if st.expected is None else min(st.expected, rec.next_offset)
+            st.recovered_last = st.recovered_last or rec.last
+        st.committed = st.expected
         self.states[tp] = st
         return st
 
-    async def _admit(self, st: _State, offset: int) -> str:
+    async def _admit(self, st: _State, offset: int) -> Verdict:
         """``write`` the record at ``offset``, ``skip`` it (a replay), or ``fill`` the records
         the stream skipped before it first."""
         if st.expected is None or offset == st.expected:
@@ -193,12 +190,13 @@ class SinkRouter:
             if st.replays_below is not None and st.replays_below >= st.expected:
                 return "skip"
             if await self._same_topic(st):
-                # Parquet commits a file only after Elasticsearch indexed what it covers, so
-                # every sink of this partition has what lies below ``expected``. The consumer was
-                # positioned at the recovered offset on assignment (``recover_assigned``); records
-                # below it still arrive when Faust re-reads from the committed offset after a
-                # rebalance that kept the partition, or when the lake could not be read then. They
-                # are skipped, not sought past: a seek from the agent races Faust's fetcher thread.
+                # The sinks that say where the consumer resumes commit only after every other sink
+                # flushed what they cover, so every sink of this partition has what lies below
+                # ``expected``. The consumer was positioned at the recovered offset on assignment
+                # (``recover_assigned``); records below it still arrive when Faust re-reads from
+                # the committed offset after a rebalance that kept the partition, or when the lake
+                # could not be read then. They are skipped, not sought past: a seek from the agent
+                # races Faust's fetcher thread.
                 st.replays_below = st.expected
                 log.info("%s[%d]: records %d..%d are already written; skipping them", topic, partition,
                          offset, st.expected - 1)
@@ -236,88 +234,89 @@ class SinkRouter:
         return False
 
     async def _restart_series(self, st: _State, offset: int) -> None:
+        """The topic was recreated: commit what every sink holds, then start a new series."""
         topic, partition = st.tp
-        w = st.writer
-        if w is not None:
-            async with w.lock:
-                await self._commit_file(st)
-                w.restart_series(offset)
-            log.warning("parquet %s[%d]: the topic's offsets started again (at %d, after %s): it was recreated. "
-                        "Earlier files are kept; new files form series %d (named ...+<end>.s%d.parquet)",
-                        topic, partition, offset, st.expected, w.series, w.series)
-        else:
+        await self.flush_partition(st.tp, commit=True)
+        if not any(s.recovers for s in st.sinks):  # (a recovering sink says more itself)
             log.warning("%s[%d]: the topic's offsets started again at %d (after %s): it was recreated",
                         topic, partition, offset, st.expected)
+        for sink in st.sinks:
+            st.safe[sink] = await sink.restart(st.tp, offset, st.expected)
         st.expected = st.committed = offset
         st.replays_below = None
-        st.es_next = None
         st.last_value = st.recovered_last = None
 
     # -- flushing and committing --------------------------------------------------------------------
     async def tick(self) -> None:
         """Close due windows, rotate old files, send due bulks, commit offsets (timer)."""
         now = time.monotonic()
-        for st in list(self.states.values()):
-            w = st.writer
-            if w is not None and w.due(now) and not w.lock.locked():
-                async with w.lock:
-                    await self._flush_file(st)
-        if self.es is not None and self.es.due():
-            await self._flush_es()
+        for sink in self.sinks:
+            due = [tp for tp in sink.due(now) if tp in self.states]
+            if due and sink.shared_buffer:
+                await self._flush(sink, due)
+            for tp in due if not sink.shared_buffer else ():
+                if not self._lock(sink, tp).locked():  # being flushed already: not worth waiting
+                    await self._flush(sink, [tp])
         await self._commit_offsets()
 
-    async def _flush_file(self, st: _State) -> None:
-        assert st.writer is not None
-        if st.route.elasticsearch:
-            await self._flush_es()  # the index never lags behind a committed file
-        await self._announce(st, await st.writer.flush())
+    async def flush_partition(self, tp: TP, *, commit: bool = False) -> None:
+        """Flush every sink of ``tp``; ``commit``: close their open files too."""
+        st = self.states.get(tp)
+        if st is not None and st.sinks:
+            await self._flush(st.sinks[-1], [tp], commit=commit)
 
-    async def _commit_file(self, st: _State) -> None:
-        assert st.writer is not None
-        if st.route.elasticsearch:
-            await self._flush_es()
-        await self._announce(st, await st.writer.commit())
+    def _lock(self, sink: TierSink, tp: TP) -> asyncio.Lock:
+        key = (id(sink), None if sink.shared_buffer else tp)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
 
-    async def _announce(self, st: _State, files: list[Committed]) -> None:
-        if self.event is None:
-            return
-        for c in files:
-            await self.event("sink.commit", st.route.dataset.subject, {
-                "sink": "parquet", "tier": st.route.tier, "topic": st.tp[0], "partition": st.tp[1],
-                "end": c.file.end, "rows": c.rows, "file": c.path})
+    async def _flush(self, sink: TierSink, tps: Collection[TP], *, commit: bool = False) -> None:
+        """Flush ``sink`` for ``tps`` after every sink listed before it that holds any of them.
 
-    async def _flush_es(self) -> None:
-        async with self._es_lock:
-            ends = {tp: st.es_end for tp, st in self.states.items() if st.route.elasticsearch and st.es_end is not None}
-            result = await self.es.flush()
-            for refused in getattr(result, "refused", ()) or ():
-                await self._dead_letter(refused)
-            for tp, end in ends.items():
-                st = self.states.get(tp)
-                if st is not None and end is not None:
-                    st.es_next = max(st.es_next or 0, end + 1)
+        Its lock is held throughout (as the Parquet writer's lock was held around the
+        Elasticsearch flush and the file's before this contract)."""
+        groups = [list(tps)] if sink.shared_buffer else [[tp] for tp in tps]
+        for group in groups:
+            async with self._lock(sink, group[0]):
+                for earlier in self.sinks[:self.sinks.index(sink)]:
+                    held = [tp for tp in group if tp in self.states and earlier in self.states[tp].safe]
+                    for part in [held] if earlier.shared_buffer else [[tp] for tp in held]:
+                        if part:
+                            async with self._lock(earlier, part[0]):
+                                await self._flush_now(earlier, part, commit)
+                await self._flush_now(sink, group, commit)
 
-    async def _dead_letter(self, refused: Any) -> None:
-        topic, partition, offset = refused.position
+    async def _flush_now(self, sink: TierSink, tps: list[TP], commit: bool) -> None:
+        """One flush (its lock held): dead-letter what was refused, announce what was committed,
+        then take the offsets it made safe."""
+        result = await sink.flush(tps, commit=commit)
+        for refused in result.refused:
+            await self._dead_letter(refused)
+        if self.event is not None:
+            for tp, detail in result.committed:
+                await self.event("sink.commit", self.routes[tp[0]].dataset.subject, detail)
+        for tp, safe in result.safe.items():
+            st = self.states.get(tp)
+            if st is not None and sink in st.safe:
+                st.safe[sink] = safe
+
+    async def _dead_letter(self, refused: RefusedRecord) -> None:
+        topic, partition = refused.tp
         route = self.routes.get(topic)
         if route is None:
             return
-        reason = f"elasticsearch refused document {refused.id} in {refused.index}: {refused.status} {refused.error}"
-        log.error("%s", reason)
-        source = {"topic": topic, "partition": partition, "offset": offset, "timestamp": time.time()}
-        value = orjson.dumps(refused.doc) if refused.doc is not None else None
-        await self.send(route.dlq_topic, None, dlq_message(reason, "sink.elasticsearch", source, None, value,
+        log.error("%s", refused.reason)
+        source = {"topic": topic, "partition": partition, "offset": refused.offset, "timestamp": time.time()}
+        await self.send(route.dlq_topic, None, dlq_message(refused.reason, refused.stage, source, None, refused.value,
                                                            self.max_message_bytes, route.dataset.name))
 
     def safe_offsets(self) -> dict[TP, int]:
         """Per partition, the offset below which every sink has written everything."""
         out: dict[TP, int] = {}
         for tp, st in self.states.items():
-            marks: list[int | None] = []
-            if st.writer is not None:
-                marks.append(st.writer.safe_next())
-            if st.route.elasticsearch:
-                marks.append(st.es_next)
+            marks = list(st.safe.values())
             if marks and all(m is not None for m in marks):
                 out[tp] = min(m for m in marks if m is not None)
         return out
@@ -335,12 +334,16 @@ class SinkRouter:
         """Forget revoked partitions; their open files are deleted (the new owner reads again)."""
         for tp in tps:
             st = self.states.pop(tp, None)
-            if st is not None and st.writer is not None:
-                async with st.writer.lock:
-                    await asyncio.to_thread(st.writer.discard)
+            if st is None:
+                continue
+            for sink in st.sinks:
+                if sink.shared_buffer:  # not worth waiting for a bulk of every partition
+                    await sink.revoke([tp])
+                else:
+                    async with self._lock(sink, tp):
+                        await sink.revoke([tp])
 
     async def close(self) -> None:
         await self.revoke(list(self.states))
-        if self.es is not None:
-            await self.es.close()
-
+        for sink in self.sinks:
+            await sink.close()

@@ -4,7 +4,7 @@ The fast path hands the whole window to pyarrow's JSON reader with an explicit s
 dataset's features, typed as the tier message carries them) and casts columns with
 ``pyarrow.compute``. When the reader cannot take the window (a value that is not JSON, a value
 not in the tier message's canonical form, messages of several schema versions), the window is
-decoded message by message with orjson: slower, with the same result (tests/unit/test_sink_writer.py).
+decoded message by message with orjson: slower, with the same result (tests/unit/sinks/test_parquet.py).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from atlas_stream.sinks.lakefs import open_lake
 from atlas_stream.sinks.parquet import Limits, PartitionWriter, Recovery, recover
 from atlas_stream.sinks.tier_arrow import decode_window, replays, rows_to_table
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RUNTIMES = {f"{rt.dataset.subject}": rt for rt in load_catalog(ROOT / "metadata").datasets}
 UTC = timezone.utc
 

@@ -21,7 +21,7 @@ from atlas_stream.sinks.es_mapping import template_name
 from atlas_stream.sinks.hive import hive_ddl
 from atlas_stream.sinks.kibana import saved_objects
 
-METADATA = Path(__file__).resolve().parents[2] / "metadata"
+METADATA = Path(__file__).resolve().parents[3] / "metadata"
 NO_ENV: dict[str, str] = {}
 
 
