@@ -72,9 +72,9 @@ class TierSink(ABC):
       flushes a sink it flushes every sink listed before it. Sinks whose committed data says where
       the consumer resumes (``recovers``: the Parquet files, whose names give the next offset) come
       last, so the other sinks hold what was added before the flush began (Elasticsearch is
-      flushed before a Parquet file is committed). Not covered, as before this contract: a record
-      the agent adds while the timer flushes the earlier sinks reaches the later sink's flush
-      without them.
+      flushed before a Parquet file is committed). A record that arrives while a flush of its
+      partition runs waits for that flush to end, so it never reaches a later sink's flush
+      without the earlier sinks'.
     - The router never runs two flushes of one sink's buffer at once: per partition when
       ``shared_buffer`` is False, for the whole sink when it is True (one bulk for all partitions).
     - ``add`` runs on the event loop and must not block; ``flush`` runs blocking I/O in a thread.

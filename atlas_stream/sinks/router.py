@@ -140,6 +140,13 @@ class SinkRouter:
         await retry_async(read, retry_on=(OSError, TimeoutError, KafkaError), policy=FILL_RETRY, on_retry=failed)
 
     async def _write(self, st: _State, offset: int, value: bytes | None) -> None:
+        # A flush of this partition in progress (the timer's) flushes the earlier sinks, then the
+        # later ones: a record added in between would reach a later sink's commit without the
+        # earlier sinks (a Parquet file committed with a document the index does not hold yet).
+        # Wait for it, then hand the record to every sink with no await in between.
+        while busy := [lock for sink in st.sinks if (lock := self._lock(sink, st.tp)).locked()]:
+            async with busy[0]:
+                pass
         st.expected = offset + 1
         st.last_value = (offset, value)
         due = -1

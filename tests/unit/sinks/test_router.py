@@ -231,3 +231,36 @@ async def test_a_failed_flush_acknowledges_nothing() -> None:
     sink.fail = False
     await h.router.tick()
     assert h.commits == [{TP0: 3}]
+
+
+async def test_a_record_arriving_during_a_flush_never_reaches_a_later_sink_before_an_earlier_one() -> None:
+    """The timer flushes the index, then the files; a record the stream delivers meanwhile must
+    not be committed in a file while the index has not flushed it (a crash would lose it there)."""
+    import asyncio
+
+    journal: list[str] = []
+    files = FakeSink(flush_every=1000, recovers=True, journal=journal, label="files")
+    index = FakeSink(flush_every=1000, journal=journal, label="index")
+    h = Harness([index, files], FakeProbe({}))
+    await h.feed([0, 1])
+    index_flush = index.flush
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_flush(tps: Collection[TP], *, commit: bool = False) -> Flushed:
+        done = await index_flush(tps, commit=commit)  # takes what it holds now, like a bulk request
+        started.set()
+        await release.wait()  # ... whose answer takes a while
+        return done
+
+    index.flush = slow_flush  # type: ignore[method-assign]
+    index.due = lambda now: []  # type: ignore[method-assign]  # only the files are due: they flush the index first
+    tick = asyncio.ensure_future(h.router.tick())
+    await started.wait()  # the index is being flushed; the files come next
+    late = asyncio.ensure_future(h.feed([2]))
+    await asyncio.sleep(0.01)
+    release.set()
+    await asyncio.gather(tick, late)
+    index.flush = index_flush  # type: ignore[method-assign]
+    assert set(files.offsets()) <= set(index.offsets())
+    await h.router.tick()
+    assert files.offsets() == index.offsets() == [0, 1, 2]
