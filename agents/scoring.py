@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from typing import Any, cast
 
 import faust
@@ -251,8 +252,11 @@ async def _score(todo: list[Raw]) -> list[Any]:
     return sent
 
 
-#: Micro-batches whose outputs may await their acknowledgements while the next ones are scored.
-BATCHES_IN_FLIGHT = 8
+#: Raw records whose outputs may await their acknowledgements while the next ones are scored
+#: (eight full micro-batches). Counted in records, not batches: at a paced rate every record is a
+#: micro-batch of its own, and a limit of eight batches made the agent wait for a broker round trip
+#: every eight records (about 800 records/s at a 10 ms round trip: latency grew without bound).
+RECORDS_IN_FLIGHT = 8 * BATCH_MAX
 
 
 async def _ack_when_sent(stream: Any, events: list[Any], sent: list[Any]) -> None:
@@ -267,12 +271,13 @@ async def _ack_when_sent(stream: Any, events: list[Any], sent: list[Any]) -> Non
 async def score_raw_records(stream: Any) -> None:
     """Micro-batches of raw records: scored together, sent in bulk, acked together once every
     output is acknowledged. The next batch is scored while the broker acknowledges the previous
-    ones (at most BATCHES_IN_FLIGHT), so a broker round trip does not stall the stream; a failed
-    send stops the agent before anything after it is acked."""
+    ones (at most RECORDS_IN_FLIGHT records), so a broker round trip does not stall the stream; a
+    failed send stops the agent before anything after it is acked."""
     stream.enable_acks = False  # acked by _ack_when_sent
     queued = stream.channel.queue
     clock = {"flush": 0.0, "expiry": 0.0}
-    in_flight: list[asyncio.Task[None]] = []
+    in_flight: deque[tuple[asyncio.Task[None], int]] = deque()  # (acking task, records), oldest first
+    records_in_flight = 0
     batch: list[Any] = []
     async for event in stream.events():
         batch.append(event)
@@ -301,12 +306,17 @@ async def score_raw_records(stream: Any) -> None:
                 _flush()
                 await app.producer.buffer.flush()
         else:
-            in_flight.append(asyncio.ensure_future(_ack_when_sent(stream, batch, await _score(await _to_score(batch)))))
+            in_flight.append((asyncio.ensure_future(_ack_when_sent(stream, batch, await _score(await _to_score(batch)))),
+                              len(batch)))
+            records_in_flight += len(batch)
         batch = []
-        if len(in_flight) >= BATCHES_IN_FLIGHT:
-            await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-        for task in [t for t in in_flight if t.done()]:
-            in_flight.remove(task)
+        # Acknowledgements come back in order (one produce request per partition at a time), so
+        # the oldest task is the one to wait for.
+        while in_flight and (in_flight[0][0].done() or records_in_flight >= RECORDS_IN_FLIGHT):
+            task, n = in_flight.popleft()
+            if not task.done():
+                await asyncio.wait([task])
+            records_in_flight -= n
             task.result()  # a send that failed: crash here, its events stay unacked
         now = time.monotonic()
         if now >= clock["flush"]:

@@ -176,6 +176,9 @@ async def latency(bootstrap: str, topics: list[str], seconds: float, rate: int,
     finally:
         await producer.stop()
         await consumer.stop()
+    trace = os.environ.get("ATLAS_BENCH_LATENCY_TRACE")
+    if trace:  # one line per paced record, in send order: index, milliseconds (where the slow ones are)
+        Path(trace).write_text("".join(f"{i},{got.get(f'L-{i}', -1):.1f}\n" for i in range(n)))
     return sorted(got.values())
 
 
