@@ -8,7 +8,7 @@ import json
 import re
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import orjson
 
@@ -16,7 +16,12 @@ from .dtypes import to_json_value
 from .errors import RecordError
 from .quality import ScoredRecord
 
+#: Where a record was dead-lettered (the DLQ message's ``stage``): a source could not read it, the
+#: stream could not decode or score it, its tier message was too big to publish, or a sink refused it.
+DlqStage = Literal["source", "decode", "score", "publish", "sink.elasticsearch"]
+
 __all__ = [
+    "DlqStage",
     "SourcePosition",
     "decode_raw",
     "dlq_message",
@@ -131,7 +136,7 @@ def tier_message(
 
 def dlq_message(
     error: str,
-    stage: str,
+    stage: DlqStage,
     source: SourcePosition,
     key: bytes | None,
     value: bytes | None,

@@ -8,7 +8,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .contracts import load_contracts
 from .errors import RecordError
-from .messages import decode_raw, dlq_message, encode, record_key, tier_message
+from .messages import DlqStage, decode_raw, dlq_message, encode, record_key, tier_message
 from .model import TIERS, Contract, Dataset, Feature, Tier
 from .quality import DatasetScorer
 from .schema_registry import fingerprint
@@ -118,7 +118,7 @@ class DatasetRuntime:
         return Outcome(self.tier_topics[tier], out_key, message, tier, scored.report.failures, drift)
 
     def _dead(
-        self, error: str, stage: str, source: Mapping[str, Any], key: bytes | None,
+        self, error: str, stage: DlqStage, source: Mapping[str, Any], key: bytes | None,
         value: bytes | None, max_bytes: int,
     ) -> Outcome:
         body = dlq_message(error, stage, source, key, value, max_bytes, dataset=self.dataset.name)

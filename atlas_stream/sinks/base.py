@@ -7,6 +7,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..messages import DlqStage
+
 if TYPE_CHECKING:
     from .router import Route
 
@@ -36,7 +38,7 @@ class RefusedRecord:
     tp: TP
     offset: int
     reason: str
-    stage: str
+    stage: DlqStage
     value: bytes | None
 
 
