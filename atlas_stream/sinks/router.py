@@ -73,6 +73,8 @@ class _State:
         #: The message last handed to the sinks (this process), else the newest file's last record.
         self.last_value: tuple[int, bytes | None] | None = None
         self.recovered_last: dict[str, Any] | None = None
+        #: The flush locks of this partition's sinks (filled on the first record).
+        self.locks: list[asyncio.Lock] = []
 
 
 class SinkRouter:
@@ -144,9 +146,15 @@ class SinkRouter:
         # later ones: a record added in between would reach a later sink's commit without the
         # earlier sinks (a Parquet file committed with a document the index does not hold yet).
         # Wait for it, then hand the record to every sink with no await in between.
-        while busy := [lock for sink in st.sinks if (lock := self._lock(sink, st.tp)).locked()]:
-            async with busy[0]:
-                pass
+        locks = st.locks or self._locks_of(st)
+        while True:
+            for lock in locks:
+                if lock.locked():
+                    async with lock:
+                        pass
+                    break
+            else:
+                break
         st.expected = offset + 1
         st.last_value = (offset, value)
         due = -1
@@ -271,6 +279,10 @@ class SinkRouter:
         st = self.states.get(tp)
         if st is not None and st.sinks:
             await self._flush(st.sinks[-1], [tp], commit=commit)
+
+    def _locks_of(self, st: _State) -> list[asyncio.Lock]:
+        st.locks = [self._lock(sink, st.tp) for sink in st.sinks]
+        return st.locks
 
     def _lock(self, sink: TierSink, tp: TP) -> asyncio.Lock:
         key = (id(sink), None if sink.shared_buffer else tp)
