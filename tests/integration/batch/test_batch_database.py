@@ -5,22 +5,19 @@ column and an unreachable server, and ``--to-kafka`` as a backfill into the raw 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import random
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 import orjson
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL
@@ -31,37 +28,13 @@ from atlas_stream.messages import decode_raw
 from atlas_stream.quality import DatasetScorer
 from atlas_stream.sources.database.rows import encode_row
 
-from .harness import consume
+from ..databases import fresh_database
+from ..harness import ROOT, consume
 
-ROOT = Path(__file__).resolve().parents[2]
-PG = URL.create("postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432, database="postgres")
-MARIADB = URL.create("mysql+pymysql", username="root", host="127.0.0.1", port=3306)
 CONTRACT = ROOT / "metadata" / "ecommerce_transactions_rdbms.json"
 NOW = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
 ORDER_COLUMNS = ["id", "order_number", "customer_id", "order_date", "status", "total_amount", "discount_amount",
                  "currency", "updated_at"]
-
-
-@contextlib.contextmanager
-def fresh_database(kind: str) -> Iterator[URL]:
-    """A new, empty database on the local server of ``kind``; dropped afterwards."""
-    admin_url = PG if kind == "postgresql" else MARIADB
-    name = f"atlas_batch_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield admin_url.set(database=name)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}" + (" WITH (FORCE)" if kind == "postgresql" else ""))
-        admin.dispose()
-
-
-@pytest.fixture(params=["postgresql", "mariadb"])
-def db(request: pytest.FixtureRequest) -> Iterator[tuple[str, URL]]:
-    with fresh_database(request.param) as url:
-        yield request.param, url
 
 
 def create_orders(url: URL, n: int, seed: int = 1) -> list[tuple[Any, ...]]:
