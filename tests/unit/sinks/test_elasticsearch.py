@@ -1,8 +1,10 @@
-"""Elasticsearch documents, index names and templates; Kibana saved objects; Hive DDL."""
+"""Elasticsearch documents, index names, templates, connection options and secret-free retry
+warnings; Kibana saved objects; Hive DDL."""
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +18,15 @@ from atlas_stream.errors import ConfigError
 from atlas_stream.messages import encode, tier_message
 from atlas_stream.model import Dataset, Destination, Feature, QualityConfig
 from atlas_stream.quality import DatasetScorer
-from atlas_stream.sinks.elasticsearch import ElasticsearchSink, document, index_name, index_template, message_index
+from atlas_stream.sinks.elasticsearch import (
+    ElasticsearchSink,
+    ElasticsearchUnavailable,
+    connection_options,
+    document,
+    index_name,
+    index_template,
+    message_index,
+)
 from atlas_stream.sinks.es_mapping import template_name
 from atlas_stream.sinks.hive import hive_ddl
 from atlas_stream.sinks.kibana import saved_objects
@@ -171,3 +181,26 @@ async def test_sink_is_due_by_count_bytes_and_linger() -> None:
         await big.close()
     finally:
         await sink.close()
+
+
+async def test_es_retry_warnings_and_errors_hide_every_secret(caplog: pytest.LogCaptureFixture) -> None:
+    problems: list[str] = []
+    sink = ElasticsearchSink("http://elastic:url%2Fsecret@127.0.0.1:9", max_retries=1, backoff_base=0.01,
+                             client_options=connection_options(api_key="key-secret"),
+                             on_error=lambda problem, attempt, delay: problems.append(problem))
+    sink.add("1", "atlas-x", {"a": 1})
+    with caplog.at_level(logging.WARNING), pytest.raises(ElasticsearchUnavailable) as err:
+        await sink.flush()
+    await sink.close()
+    shown = caplog.text + str(err.value) + " ".join(problems)
+    assert "retrying" in caplog.text and "elastic:***@127.0.0.1:9" in shown
+    for secret in ("url%2Fsecret", "url/secret", "key-secret"):
+        assert secret not in shown
+
+
+def test_es_connection_options() -> None:
+    assert connection_options() == {}
+    assert connection_options(api_key="k", username="u", password="p", cloud_id="c:x") == {
+        "api_key": "k", "basic_auth": ("u", "p"), "cloud_id": "c:x"}
+    with pytest.raises(Exception, match="ATLAS_ES_CA_CERTS=/nowhere.pem: cannot be read"):
+        connection_options(ca_certs="/nowhere.pem")
