@@ -65,7 +65,7 @@ def test_endpoints_answer_with_exact_numbers(kafka, metadata_dir: Path, start_wo
     sources = wait_for(f"{url}/sources/", lambda b: len(b["sources"]) == 1)["sources"]
     assert {k: sources[0][k] for k in status_doc} == status_doc
 
-    # /schemas/ (Confluent's API: tests/integration/test_schema_registry.py drives it with Confluent's client)
+    # /schemas/ (Confluent's API: tests/integration/stream/test_schema_registry.py drives it with Confluent's client)
     assert get(f"{url}/schemas/subjects") == ["itest.orders"]
     assert get(f"{url}/schemas/subjects/itest.orders/versions") == [1]
     v1 = get(f"{url}/schemas/subjects/itest.orders/versions/1")
