@@ -11,7 +11,7 @@ from .batch_samples import ROOT
 
 
 @pytest.fixture
-def batch_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def fs_batch_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """ATLAS_* cleared; the sample contracts of metadata/, an empty landing/transactions folder and
     a lake under ``tmp_path`` (returned)."""
     for key in list(os.environ):

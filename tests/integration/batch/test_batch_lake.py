@@ -20,8 +20,8 @@ from ...batch_samples import expected_tiers, sample_rows, write_csv
 
 
 @pytest.fixture
-def lake(batch_env: Path, remote_lake: tuple[str, str | None], monkeypatch: pytest.MonkeyPatch) -> Lake:
-    """``batch_env`` with its lake in S3 or WebHDFS."""
+def lake(fs_batch_env: Path, remote_lake: tuple[str, str | None], monkeypatch: pytest.MonkeyPatch) -> Lake:
+    """``fs_batch_env`` with its lake in S3 or WebHDFS."""
     uri, endpoint = remote_lake
     if endpoint is not None:
         monkeypatch.setenv("ATLAS_S3_ENDPOINT", endpoint)

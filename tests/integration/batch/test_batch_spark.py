@@ -30,8 +30,8 @@ from atlas_stream.quality import DatasetScorer
 from atlas_stream.sources.database.rows import encode_row
 
 from ...batch_samples import FUZZ_KINDS, fuzz_value, sample_rows
+from ..databases import ORDER_COLUMNS, contract_for, create_orders
 from ..harness import ROOT
-from .test_batch_database import ORDER_COLUMNS, contract_for, create_orders
 
 pytest.importorskip("pyspark", reason="the spark extra of requirements.txt is not installed")
 
@@ -48,7 +48,7 @@ def spark() -> Iterator[Any]:
 
 
 def batch(monkeypatch: pytest.MonkeyPatch, lake: Path, ocs: str, *args: str) -> int:
-    """``batch`` into ``lake``; the test's environment comes from the ``batch_env`` fixture."""
+    """``batch`` into ``lake``; the test's environment comes from the ``fs_batch_env`` fixture."""
     monkeypatch.setenv("ATLAS_LAKE_URI", str(lake))
     if "ATLAS_SPARK_MASTER" not in os.environ:
         monkeypatch.setenv("ATLAS_SPARK_MASTER", "local[1]")
@@ -108,36 +108,36 @@ def keyed_sample_rows(n: int, seed: int) -> list[dict[str, str]]:
     return rows
 
 
-def test_sample_contract_csv_files_three_ways_and_reruns_replace(spark: Any, batch_env: Path,
+def test_sample_contract_csv_files_three_ways_and_reruns_replace(spark: Any, fs_batch_env: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    landing = batch_env / "landing" / "transactions"
+    landing = fs_batch_env / "landing" / "transactions"
     rows = keyed_sample_rows(1500, 1) + keyed_sample_rows(700, 2)
     write_rows(landing / "a.csv", rows[:1500])
     write_rows(landing / "b.csv", rows[1500:])
     ocs = "ecommerce_transactions_fs"
-    assert batch(monkeypatch, batch_env / "arrow", ocs) == 0
-    assert batch(monkeypatch, batch_env / "spark", ocs, "--engine", "spark") == 0
+    assert batch(monkeypatch, fs_batch_env / "arrow", ocs) == 0
+    assert batch(monkeypatch, fs_batch_env / "spark", ocs, "--engine", "spark") == 0
     ds = load_contract(FS_CONTRACT).datasets[0]
-    assert_three_way(ds, {r["transaction_id"]: r for r in rows}, [batch_env / "arrow", batch_env / "spark"], "transaction_id")
+    assert_three_way(ds, {r["transaction_id"]: r for r in rows}, [fs_batch_env / "arrow", fs_batch_env / "spark"], "transaction_id")
 
-    first = lake_files(batch_env / "spark")
-    assert batch(monkeypatch, batch_env / "spark", ocs, "--engine", "spark") == 0
-    assert set(lake_files(batch_env / "spark")).isdisjoint(first), "a rerun replaces the earlier files"
-    assert len(lake_records(batch_env / "spark", "transaction_id")) == len(rows)
+    first = lake_files(fs_batch_env / "spark")
+    assert batch(monkeypatch, fs_batch_env / "spark", ocs, "--engine", "spark") == 0
+    assert set(lake_files(fs_batch_env / "spark")).isdisjoint(first), "a rerun replaces the earlier files"
+    assert len(lake_records(fs_batch_env / "spark", "transaction_id")) == len(rows)
 
     # the arrow engine's run on the same input replaces the spark engine's output, too
-    assert batch(monkeypatch, batch_env / "spark", ocs) == 0
-    assert all(p.name.endswith("-0.parquet") for p in lake_files(batch_env / "spark"))
+    assert batch(monkeypatch, fs_batch_env / "spark", ocs) == 0
+    assert all(p.name.endswith("-0.parquet") for p in lake_files(fs_batch_env / "spark"))
 
 
-def test_json_lines_and_parquet(spark: Any, batch_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_json_lines_and_parquet(spark: Any, fs_batch_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = keyed_sample_rows(800, 3)
     records = [{k: v for k, v in r.items() if v != ""} for r in rows]
     for r in records[:100]:
         r["quantity"] = int(r["quantity"]) if r.get("quantity", "x").isdigit() else r.get("quantity")
     ds = load_contract(FS_CONTRACT).datasets[0]
     for fmt in ("jsonl", "parquet"):
-        folder = batch_env / "landing" / fmt
+        folder = fs_batch_env / "landing" / fmt
         folder.mkdir()
         if fmt == "jsonl":
             (folder / "a.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in records[:500]) + b"\n{broken\n")
@@ -146,14 +146,14 @@ def test_json_lines_and_parquet(spark: Any, batch_env: Path, monkeypatch: pytest
         else:
             pq.write_table(pa.Table.from_pylist(rows), folder / "a.parquet")
             want = {r["transaction_id"]: r for r in rows}
-        meta = batch_env / f"meta-{fmt}"
+        meta = fs_batch_env / f"meta-{fmt}"
         meta.mkdir()
         doc = json.loads(FS_CONTRACT.read_text())
         doc["dataset_config"][0]["source"].update(path=str(folder), format=fmt)
         doc["source_config"]["format"] = fmt
         (meta / "c.json").write_text(json.dumps(doc))
         monkeypatch.setenv("ATLAS_METADATA_DIR", str(meta))
-        lakes = [batch_env / f"arrow-{fmt}", batch_env / f"spark-{fmt}"]
+        lakes = [fs_batch_env / f"arrow-{fmt}", fs_batch_env / f"spark-{fmt}"]
         assert batch(monkeypatch, lakes[0], "ecommerce_transactions_fs") == 0
         assert batch(monkeypatch, lakes[1], "ecommerce_transactions_fs", "--engine", "spark") == 0
         assert_three_way(ds, want, lakes, "transaction_id")
@@ -195,7 +195,7 @@ FUZZ_CONTRACT = {
 }
 
 
-def test_fuzzed_values_three_ways(spark: Any, batch_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fuzzed_values_three_ways(spark: Any, fs_batch_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(21)
     records = []
     for rid in range(2500):
@@ -204,29 +204,29 @@ def test_fuzzed_values_three_ways(spark: Any, batch_env: Path, monkeypatch: pyte
             # a CSV line holds no line break (both engines read one line per row)
             rec[name] = fuzz_value(rng, kind, True).replace("\n", " ").replace("\r", " ")
         records.append(rec)
-    folder = batch_env / "landing" / "fuzz"
+    folder = fs_batch_env / "landing" / "fuzz"
     folder.mkdir()
     write_rows(folder / "a.csv", records)
     doc = json.loads(json.dumps(FUZZ_CONTRACT))
     doc["dataset_config"][0]["source"]["path"] = str(folder / "*.csv")
-    meta = batch_env / "meta"
+    meta = fs_batch_env / "meta"
     meta.mkdir()
     (meta / "fuzz.json").write_text(json.dumps(doc))
     monkeypatch.setenv("ATLAS_METADATA_DIR", str(meta))
-    lakes = [batch_env / "arrow", batch_env / "spark"]
+    lakes = [fs_batch_env / "arrow", fs_batch_env / "spark"]
     assert batch(monkeypatch, lakes[0], "fuzz_fs") == 0
     assert batch(monkeypatch, lakes[1], "fuzz_fs", "--engine", "spark") == 0
     ds = load_contract(meta / "fuzz.json").datasets[0]
     assert_three_way(ds, {int(r["rid"]): r for r in records}, lakes, "rid")
 
 
-def test_database_table_three_ways(spark: Any, batch_env: Path, db: tuple[str, URL],
+def test_database_table_three_ways(spark: Any, fs_batch_env: Path, db: tuple[str, URL],
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     kind, url = db
     rows = create_orders(url, 3000)
     monkeypatch.setenv("ATLAS_RDBMS_URL", url.render_as_string(hide_password=False))
-    monkeypatch.setenv("ATLAS_METADATA_DIR", str(contract_for(batch_env, kind)))
-    lakes = [batch_env / "arrow", batch_env / "spark"]
+    monkeypatch.setenv("ATLAS_METADATA_DIR", str(contract_for(fs_batch_env, kind)))
+    lakes = [fs_batch_env / "arrow", fs_batch_env / "spark"]
     assert batch(monkeypatch, lakes[0], "ecommerce_transactions_rdbms", "--fetch-size", "700") == 0
     assert batch(monkeypatch, lakes[1], "ecommerce_transactions_rdbms", "--engine", "spark",
                  "--fetch-size", "700") == 0
@@ -235,12 +235,12 @@ def test_database_table_three_ways(spark: Any, batch_env: Path, db: tuple[str, U
     assert_three_way(ds, records, lakes, "order_id")
 
 
-def test_bad_input_fails_in_one_line_and_commits_nothing(spark: Any, batch_env: Path, monkeypatch: pytest.MonkeyPatch,
+def test_bad_input_fails_in_one_line_and_commits_nothing(spark: Any, fs_batch_env: Path, monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    landing = batch_env / "landing" / "transactions"
+    landing = fs_batch_env / "landing" / "transactions"
     rows = keyed_sample_rows(300, 4)
     write_rows(landing / "a.csv", rows)
-    lake = batch_env / "lake"
+    lake = fs_batch_env / "lake"
     ocs = "ecommerce_transactions_fs"
     assert batch(monkeypatch, lake, ocs, "--engine", "spark") == 0
     committed = lake_files(lake)
@@ -264,7 +264,7 @@ def test_bad_input_fails_in_one_line_and_commits_nothing(spark: Any, batch_env: 
     assert "cannot be reached" in err and "ATLAS_SPARK_MASTER" in err
 
     # a file that is not the declared format: the contract says Parquet, the file is CSV
-    meta = batch_env / "meta"
+    meta = fs_batch_env / "meta"
     meta.mkdir()
     doc = json.loads(FS_CONTRACT.read_text())
     (landing / "c.parquet").write_text((landing / "a.csv").read_text())
@@ -283,7 +283,7 @@ def test_bad_input_fails_in_one_line_and_commits_nothing(spark: Any, batch_env: 
 
     # a database without a JDBC driver for Spark (the arrow engine reads it through SQLAlchemy)
     rdbms = json.loads((ROOT / "metadata" / "ecommerce_transactions_rdbms.json").read_text())
-    rdbms["source_config"]["url"] = f"sqlite:///{batch_env / 'shop.db'}"
+    rdbms["source_config"]["url"] = f"sqlite:///{fs_batch_env / 'shop.db'}"
     (meta / "c.json").write_text(json.dumps(rdbms))
     err = fails("ecommerce_transactions_rdbms", "--engine", "spark")
     assert "no JDBC driver for sqlite" in err

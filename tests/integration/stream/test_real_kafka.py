@@ -26,7 +26,7 @@ from atlas_stream.topics import dlq_topic, raw_topic, tier_topic
 from ..harness import ROOT, Feeder, changelog_totals, consume, poller_env, read_to_end
 from ..itest_orders import DLQ, RAW, TOPICS
 from ..sinkcheck import KIND_TIER, duplicates, lake_rows, mixed, wait_for
-from ..sources.test_gateway import GatewayProcess
+from ..gateway_process import GatewayProcess
 from ..web_client import base_url, tier_counts
 
 HERE = Path(__file__).resolve().parent
