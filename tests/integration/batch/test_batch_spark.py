@@ -5,7 +5,6 @@ that fails in one line without committing anything."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import random
@@ -29,13 +28,12 @@ from atlas_stream.model import Dataset
 from atlas_stream.quality import DatasetScorer
 from atlas_stream.sources.database.rows import encode_row
 
-from ...batch_samples import FUZZ_KINDS, fuzz_value, sample_rows
+from ...batch_samples import CONTRACT as FS_CONTRACT
+from ...batch_samples import FUZZ_KINDS, fuzz_value, sample_rows, write_csv
+from ..databases import CONTRACT as RDBMS_CONTRACT
 from ..databases import ORDER_COLUMNS, contract_for, create_orders
-from ..harness import ROOT
 
 pytest.importorskip("pyspark", reason="the spark extra of requirements.txt is not installed")
-
-FS_CONTRACT = ROOT / "metadata" / "ecommerce_transactions_fs.json"
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +92,6 @@ def assert_three_way(ds: Dataset, records: dict[Any, dict[str, Any]], lakes: lis
     assert len(tiers) >= 2, "the inputs should reach several tiers"
 
 
-def write_rows(path: Path, rows: list[dict[str, str]]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-
 def keyed_sample_rows(n: int, seed: int) -> list[dict[str, str]]:
     rows = sample_rows(n, seed)
     for i, row in enumerate(rows):  # unique keys to match rows by; every 7th one breaks the pattern
@@ -112,13 +103,14 @@ def test_sample_contract_csv_files_three_ways_and_reruns_replace(spark: Any, fs_
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     landing = fs_batch_env / "landing" / "transactions"
     rows = keyed_sample_rows(1500, 1) + keyed_sample_rows(700, 2)
-    write_rows(landing / "a.csv", rows[:1500])
-    write_rows(landing / "b.csv", rows[1500:])
+    write_csv(landing / "a.csv", rows[:1500])
+    write_csv(landing / "b.csv", rows[1500:])
     ocs = "ecommerce_transactions_fs"
     assert batch(monkeypatch, fs_batch_env / "arrow", ocs) == 0
     assert batch(monkeypatch, fs_batch_env / "spark", ocs, "--engine", "spark") == 0
     ds = load_contract(FS_CONTRACT).datasets[0]
-    assert_three_way(ds, {r["transaction_id"]: r for r in rows}, [fs_batch_env / "arrow", fs_batch_env / "spark"], "transaction_id")
+    assert_three_way(ds, {r["transaction_id"]: r for r in rows}, [fs_batch_env / "arrow", fs_batch_env / "spark"],
+                     "transaction_id")
 
     first = lake_files(fs_batch_env / "spark")
     assert batch(monkeypatch, fs_batch_env / "spark", ocs, "--engine", "spark") == 0
@@ -206,7 +198,7 @@ def test_fuzzed_values_three_ways(spark: Any, fs_batch_env: Path, monkeypatch: p
         records.append(rec)
     folder = fs_batch_env / "landing" / "fuzz"
     folder.mkdir()
-    write_rows(folder / "a.csv", records)
+    write_csv(folder / "a.csv", records)
     doc = json.loads(json.dumps(FUZZ_CONTRACT))
     doc["dataset_config"][0]["source"]["path"] = str(folder / "*.csv")
     meta = fs_batch_env / "meta"
@@ -230,7 +222,7 @@ def test_database_table_three_ways(spark: Any, fs_batch_env: Path, db: tuple[str
     assert batch(monkeypatch, lakes[0], "ecommerce_transactions_rdbms", "--fetch-size", "700") == 0
     assert batch(monkeypatch, lakes[1], "ecommerce_transactions_rdbms", "--engine", "spark",
                  "--fetch-size", "700") == 0
-    ds = load_contract(ROOT / "metadata" / "ecommerce_transactions_rdbms.json").datasets[0]
+    ds = load_contract(RDBMS_CONTRACT).datasets[0]
     records = {row[0]: decode_raw(encode_row(ORDER_COLUMNS, row)) for row in rows}
     assert_three_way(ds, records, lakes, "order_id")
 
@@ -239,7 +231,7 @@ def test_bad_input_fails_in_one_line_and_commits_nothing(spark: Any, fs_batch_en
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     landing = fs_batch_env / "landing" / "transactions"
     rows = keyed_sample_rows(300, 4)
-    write_rows(landing / "a.csv", rows)
+    write_csv(landing / "a.csv", rows)
     lake = fs_batch_env / "lake"
     ocs = "ecommerce_transactions_fs"
     assert batch(monkeypatch, lake, ocs, "--engine", "spark") == 0
@@ -255,7 +247,7 @@ def test_bad_input_fails_in_one_line_and_commits_nothing(spark: Any, fs_batch_en
         return err
 
     # a column missing in one of many files
-    write_rows(landing / "b.csv", [{k: v for k, v in r.items() if k != "status"} for r in rows[:20]])
+    write_csv(landing / "b.csv", [{k: v for k, v in r.items() if k != "status"} for r in rows[:20]])
     assert "b.csv: has no column 'status'" in fails(ocs, "--engine", "spark")
     (landing / "b.csv").unlink()
 
@@ -282,7 +274,7 @@ def test_bad_input_fails_in_one_line_and_commits_nothing(spark: Any, fs_batch_en
     assert "d.jsonl: is not JSON lines" in fails(ocs)
 
     # a database without a JDBC driver for Spark (the arrow engine reads it through SQLAlchemy)
-    rdbms = json.loads((ROOT / "metadata" / "ecommerce_transactions_rdbms.json").read_text())
+    rdbms = json.loads((RDBMS_CONTRACT).read_text())
     rdbms["source_config"]["url"] = f"sqlite:///{fs_batch_env / 'shop.db'}"
     (meta / "c.json").write_text(json.dumps(rdbms))
     err = fails("ecommerce_transactions_rdbms", "--engine", "spark")
