@@ -29,7 +29,7 @@ from ..sinkcheck import KIND_TIER, duplicates, lake_rows, mixed, wait_for
 from ..gateway_process import GatewayProcess
 from ..web_client import base_url, tier_counts
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # tests/integration, where the contracts folders are
 OUTPUTS = [*TOPICS.values(), DLQ]
 
 
