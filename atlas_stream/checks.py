@@ -4,7 +4,7 @@ Both scoring engines follow :data:`PLAN`: the per-record engine (:mod:`atlas_str
 used by the stream) and the Arrow engine (:mod:`atlas_stream.batch.arrow_quality`, used by the
 batch command and Spark). Each engine holds one implementation per check name in its ``CHECKS``
 dict; ``tests/unit/test_checks.py`` fails when an engine lacks a check of the plan or has one the
-plan does not list, and ``tests/unit/test_batch_equivalence.py`` when the two disagree.
+plan does not list, and ``tests/unit/batch/test_arrow_quality.py`` when the two disagree.
 
 A record's checks, in order (docs/quality.md is the reader's version):
 

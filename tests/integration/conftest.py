@@ -113,7 +113,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     for w in workers:
         w.stop()
 from .es_fixtures import noida_es  # noqa: E402,F401
-from .lake_fixtures import moto_s3, webhdfs  # noqa: E402,F401
+from .lake_fixtures import moto_s3, remote_lake, webhdfs, webhdfs_server  # noqa: E402,F401
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -164,6 +166,17 @@ async def consume(
         await consumer.stop()
 
 
+async def produce_fast(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    """Send ``values`` without waiting for each acknowledgement (acks=all, batched)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, v) for v in values]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
 def parse(messages: Iterable[Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(m.topic, orjson.loads(m.value)) for m in messages]
 
@@ -248,3 +261,15 @@ def changelog_reads(log: str) -> int:
     start = table("active offsets at start of reading")
     assert high and set(high) == set(start)
     return sum(max(0, h - start[tp]) for tp, h in high.items())
+
+
+def changelog_totals(messages: list[Any]) -> Counter[str]:
+    """Latest value per table key (what a recovering worker would load), summed over partitions."""
+    latest: dict[str, int] = {}
+    for m in messages:
+        latest[json.loads(m.key)] = json.loads(m.value) if m.value is not None else 0
+    totals: Counter[str] = Counter()
+    for key, count in latest.items():
+        _partition, subject, tier = key.split("|", 2)
+        totals[f"{subject}|{tier}"] += count
+    return totals

@@ -111,13 +111,28 @@ def start_webhdfs(tmp_path: Path) -> WebHdfsServer:
 
 
 @pytest.fixture
-def webhdfs(tmp_path: Path) -> Iterator[str]:
-    """The URI (webhdfs://127.0.0.1:<port>/lake) of a fresh WebHDFS server over tmp_path/webhdfs-root."""
+def webhdfs_server(tmp_path: Path) -> Iterator[WebHdfsServer]:
+    """A fresh WebHDFS server over tmp_path/webhdfs-root."""
     server = start_webhdfs(tmp_path)
     try:
-        yield server.uri
+        yield server
     finally:
         stop_process(server.process, timeout=10)
+
+
+@pytest.fixture
+def webhdfs(webhdfs_server: WebHdfsServer) -> str:
+    """The URI (webhdfs://127.0.0.1:<port>/lake) of a fresh WebHDFS server over tmp_path/webhdfs-root."""
+    return webhdfs_server.uri
+
+
+@pytest.fixture(params=["s3", "webhdfs"])
+def remote_lake(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    """``(lake URI, S3 endpoint or None)`` of a fresh lake: once in moto S3, once in WebHDFS."""
+    if request.param == "s3":
+        s3: MotoS3 = request.getfixturevalue("moto_s3")
+        return s3.lake_uri, s3.endpoint
+    return request.getfixturevalue("webhdfs"), None
 
 
 class TcpProxy:

@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from .harness import consume, produce
+from .itest_orders import DLQ, RAW, TOPICS
 from .sinkcheck import KIND_TIER, mixed
-from .test_core_stream import DLQ, RAW, TIERS
 
 
 
@@ -24,8 +24,8 @@ def test_the_core_stream_runs_on_a_fallback_broker(kind: str, request: pytest.Fi
     worker = start_worker(broker, metadata_dir, app_id=f"atlas-{kind}")  # ATLAS_DEV_BROKER=<kind>: its workarounds
     positions = asyncio.run(produce(broker.bootstrap, RAW, [mixed(i) for i in range(50)]))
     want = {(RAW, p, o): KIND_TIER.get(i % 10, "gold") for i, (p, o) in enumerate(positions)}
-    tiers = {topic: tier for tier, topic in TIERS.items()}
-    got = asyncio.run(consume(broker.bootstrap, [*TIERS.values(), DLQ], lambda ms: len(ms) >= len(want), timeout=90))
+    tiers = {topic: tier for tier, topic in TOPICS.items()}
+    got = asyncio.run(consume(broker.bootstrap, [*TOPICS.values(), DLQ], lambda ms: len(ms) >= len(want), timeout=90))
     seen = Counter((s["topic"], s["partition"], s["offset"]) for m in got if (s := orjson.loads(m.value)["source"]))
     assert max(seen.values()) == 1 and set(seen) == set(want)
     assert {(s["topic"], s["partition"], s["offset"]): tiers[m.topic]

@@ -35,6 +35,11 @@ def get(url: str) -> Any:
     return body
 
 
+def tier_counts(url: str) -> dict[str, int]:
+    """The non-zero tier counts of a ``/stats/<group>/<dataset>/`` answer."""
+    return {tier: n for tier, n in get(url)["tiers"].items() if n}
+
+
 def wait_for(url: str, ready: Callable[[Any], bool], timeout: float = 90.0) -> Any:
     """GET ``url`` until ``ready(body)``; the last body is in the assertion message on timeout."""
     deadline = time.monotonic() + timeout

@@ -15,7 +15,7 @@ from atlas_stream.errors import ConfigError
 from atlas_stream.quality import DatasetScorer
 from atlas_stream.samples import SampleGenerator
 
-from .test_batch_equivalence import sample_values
+from .builders import sample_values
 
 METADATA = Path(__file__).resolve().parents[2] / "metadata"
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=timezone.utc)

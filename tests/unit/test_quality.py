@@ -11,13 +11,11 @@ import pytest
 from atlas_stream.model import CSV_NULL_TOKENS, Feature, QualityConfig, Rule, Transformation, parse_dtype
 from atlas_stream.quality import DatasetScorer, QualityReport, grade
 
+from .builders import feat
+
 UTC = timezone.utc
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 DROP = object()  # remove the key from the record
-
-
-def feat(name: str, dtype: str = "string", **kw: Any) -> Feature:
-    return Feature(name, parse_dtype(dtype), **kw)
 
 
 SCHEMA = (

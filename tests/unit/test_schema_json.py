@@ -15,7 +15,7 @@ from atlas_stream.quality import DatasetScorer
 from atlas_stream.schema_registry import MODES, check_compatibility
 from atlas_stream.schema_json import document, document_text, parse_document
 
-from .test_schema_registry import CHANGES, EXPECTED, OK, V1, f
+from .schema_changes import CHANGES, EXPECTED, OK, V1, f
 
 NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
 FEATURES = [

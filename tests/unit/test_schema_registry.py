@@ -25,12 +25,10 @@ from atlas_stream.schema_registry import (
     set_compatibility,
 )
 
+from .schema_changes import CHANGES, EXPECTED, NO, OK, V1, f
+
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 SUBJECT = "shop.orders"
-
-
-def f(name: str, dtype: str, required: bool = False, **constraints: Any) -> dict[str, Any]:
-    return {"name": name, "dtype": dtype, "required": required, **constraints}
 
 
 def state_with(*schemas: list[dict[str, Any]], mode: str = "NONE") -> dict[str, Any]:
@@ -44,28 +42,6 @@ def state_with(*schemas: list[dict[str, Any]], mode: str = "NONE") -> dict[str, 
     return set_compatibility(state, mode)
 
 
-V1 = [f("id", "int", True), f("amount", "double")]
-
-# One previous version (V1); the same change under every mode.
-CHANGES: dict[str, list[dict[str, Any]]] = {
-    "add_optional": [*V1, f("note", "string")],
-    "add_required": [*V1, f("note", "string", True)],
-    "remove_optional": [f("id", "int", True)],
-    "remove_required": [f("amount", "double")],
-    "promote_int_to_bigint": [f("id", "bigint", True), f("amount", "double")],
-    "narrow_double_to_float": [f("id", "int", True), f("amount", "float")],
-}
-OK = "registered"
-NO = "refused"
-#                          BACKWARD BACK_T FORWARD FORW_T FULL FULL_T NONE
-EXPECTED: dict[str, tuple[str, ...]] = {
-    "add_optional":          (OK, OK, OK, OK, OK, OK, OK),
-    "add_required":          (NO, NO, OK, OK, NO, NO, OK),
-    "remove_optional":       (OK, OK, OK, OK, OK, OK, OK),
-    "remove_required":       (OK, OK, NO, NO, NO, NO, OK),
-    "promote_int_to_bigint": (OK, OK, NO, NO, NO, NO, OK),
-    "narrow_double_to_float": (NO, NO, OK, OK, NO, NO, OK),
-}
 PROBLEMS: dict[tuple[str, str], str] = {
     ("add_required", "BACKWARD"): "field 'note': required by the new schema but missing from version 1",
     ("remove_required", "FORWARD"): "field 'id': required by version 1 but missing from the new schema",

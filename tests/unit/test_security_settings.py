@@ -1,9 +1,9 @@
 """Kafka, Elasticsearch and S3 security settings: validated with the setting's name, handed to
-every client, and never shown in a repr, describe() or an Elasticsearch retry warning."""
+every client, and never shown in a repr or describe() (the Elasticsearch sink's own retry warnings
+and connection options: tests/unit/sinks/test_elasticsearch.py)."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import faust
@@ -13,8 +13,6 @@ from atlas_stream.app import faust_settings
 from atlas_stream.errors import SettingsError
 from atlas_stream.kafka_security import client_kwargs
 from atlas_stream.settings import Settings
-from atlas_stream.sinks.elasticsearch import ElasticsearchSink, ElasticsearchUnavailable, connection_options
-
 
 
 @pytest.mark.parametrize(("env", "message"), [
@@ -65,29 +63,6 @@ def test_secrets_stay_out_of_repr_and_describe() -> None:
         assert secret not in shown
     assert s.describe()["es_url"] == "https://elastic:***@es:9200"
     assert s.describe()["kafka_security"] == "SASL_PLAINTEXT, PLAIN as 'alice'"
-
-
-async def test_es_retry_warnings_and_errors_hide_every_secret(caplog: pytest.LogCaptureFixture) -> None:
-    problems: list[str] = []
-    sink = ElasticsearchSink("http://elastic:url%2Fsecret@127.0.0.1:9", max_retries=1, backoff_base=0.01,
-                             client_options=connection_options(api_key="key-secret"),
-                             on_error=lambda problem, attempt, delay: problems.append(problem))
-    sink.add("1", "atlas-x", {"a": 1})
-    with caplog.at_level(logging.WARNING), pytest.raises(ElasticsearchUnavailable) as err:
-        await sink.flush()
-    await sink.close()
-    shown = caplog.text + str(err.value) + " ".join(problems)
-    assert "retrying" in caplog.text and "elastic:***@127.0.0.1:9" in shown
-    for secret in ("url%2Fsecret", "url/secret", "key-secret"):
-        assert secret not in shown
-
-
-def test_es_connection_options() -> None:
-    assert connection_options() == {}
-    assert connection_options(api_key="k", username="u", password="p", cloud_id="c:x") == {
-        "api_key": "k", "basic_auth": ("u", "p"), "cloud_id": "c:x"}
-    with pytest.raises(Exception, match="ATLAS_ES_CA_CERTS=/nowhere.pem: cannot be read"):
-        connection_options(ca_certs="/nowhere.pem")
 
 
 def _ca_pem() -> str:

@@ -10,9 +10,7 @@ import pytest
 from atlas_stream.model import CSV_NULL_TOKENS, Feature, Transformation, parse_dtype
 from atlas_stream.transform import TransformSchemaError, Transformer, transform_schema
 
-
-def feat(name: str, dtype: str = "string", **kw: Any) -> Feature:
-    return Feature(name, parse_dtype(dtype), **kw)
+from .builders import feat
 
 
 def rename(**mapping: str) -> Transformation:

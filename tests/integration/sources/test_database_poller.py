@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import random
 import signal
 import subprocess
@@ -32,10 +31,9 @@ from sqlalchemy.engine import URL
 
 from atlas_stream.devbroker import DevBroker, free_port
 
-from ..harness import ROOT, consume
+from ..databases import fresh_database
+from ..harness import ROOT, consume, poller_env
 
-PG = URL.create("postgresql+psycopg", username="postgres", host="127.0.0.1", port=5432, database="postgres")
-MARIADB = URL.create("mysql+pymysql", username="root", host="127.0.0.1", port=3306)
 TS = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 BASE = datetime(2025, 6, 1, 12, 0, 0)
 MODES = {"inc": "incrementing", "ts": "timestamp", "tsinc": "timestamp+incrementing", "bulk": "bulk"}
@@ -51,17 +49,6 @@ class Db:
     env: dict[str, str]
 
 
-def _admin(url: URL) -> sa.Engine:
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"{url.render_as_string(hide_password=True)} is not reachable ({exc.orig}); these tests "
-                    "need the local PostgreSQL and MariaDB servers running")
-    return engine
-
-
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
     yield from _database(request.param, tmp_path)
@@ -73,35 +60,28 @@ def postgres(tmp_path: Path) -> Iterator[Db]:
 
 
 def _database(kind: str, tmp_path: Path) -> Iterator[Db]:
-    name = f"atlas_it_{uuid.uuid4().hex[:12]}"  # generated here: safe to put in DDL text
     if kind == "sqlite":
+        name = f"atlas_it_{uuid.uuid4().hex[:12]}"
         path = tmp_path / f"{name}.db"
         url = URL.create("sqlite", database=str(path))
         engine = sa.create_engine(url)
         yield Db(kind, engine, name, {"url": "${DBIT_URL}"}, {"DBIT_URL": url.render_as_string()})
         engine.dispose()
         return
-    admin = _admin(PG if kind == "postgresql" else MARIADB)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    if kind == "postgresql":
-        url = PG.set(database=name)
-        config: dict[str, Any] = {"db_type": "postgres", "host": "127.0.0.1", "port": 5432, "user": "postgres",
-                                  "database": name, "connect_timeout": "PT5S"}
-        env: dict[str, str] = {}
-    else:
-        url = MARIADB.set(database=name)
-        config = {"url": "${DBIT_URL}"}
-        env = {"DBIT_URL": url.render_as_string()}
-    engine = sa.create_engine(url, poolclass=sa.NullPool)
-    try:
-        yield Db(kind, engine, name, config, env)
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            drop = f"DROP DATABASE IF EXISTS {name}" + (" WITH (FORCE)" if kind == "postgresql" else "")
-            conn.exec_driver_sql(drop)
-        admin.dispose()
+    with fresh_database(kind) as url:
+        name = str(url.database)
+        if kind == "postgresql":
+            config: dict[str, Any] = {"db_type": "postgres", "host": "127.0.0.1", "port": 5432, "user": "postgres",
+                                      "database": name, "connect_timeout": "PT5S"}
+            env: dict[str, str] = {}
+        else:
+            config = {"url": "${DBIT_URL}"}
+            env = {"DBIT_URL": url.render_as_string()}
+        engine = sa.create_engine(url, poolclass=sa.NullPool)
+        try:
+            yield Db(kind, engine, name, config, env)
+        finally:
+            engine.dispose()
 
 
 def orders_table(engine: sa.Engine) -> sa.Table:
@@ -153,12 +133,9 @@ def incremental(mode: str, delay: str | None = None) -> dict[str, Any]:
     return spec
 
 
-def poller_env(broker: DevBroker, tmp_path: Path, db: Db) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATLAS_")}
-    env.update({"ATLAS_BROKER": broker.url, "ATLAS_DATA_DIR": str(tmp_path / "data"),
-                "ATLAS_METADATA_DIR": str(tmp_path / "metadata"), "ATLAS_TOPIC_PARTITIONS": "2",
-                "ATLAS_DEV_BROKER": broker.kind, "PYTHONUNBUFFERED": "1", **db.env})
-    return env
+def _env(broker: DevBroker, tmp_path: Path, db: Db) -> dict[str, str]:
+    return poller_env(broker.url, tmp_path, ATLAS_METADATA_DIR=str(tmp_path / "metadata"),
+                      ATLAS_DEV_BROKER=broker.kind, **db.env)
 
 
 def poll_once(env: dict[str, str], group: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -215,7 +192,7 @@ def test_new_and_updated_rows_each_mode_exactly_once(database: Db, kafka: DevBro
                          "query": "SELECT id, customer, amount, payload, ordered_on, updated_at FROM orders "
                                   "WHERE customer <> 'c0'"}
     write_contract(tmp_path / "metadata", group, db, datasets)
-    env = poller_env(kafka, tmp_path, db)
+    env = _env(kafka, tmp_path, db)
 
     first = poll_once(env, group)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -280,7 +257,7 @@ def test_kill_9_three_times_loses_and_duplicates_nothing(postgres: Db, kafka: De
     write_contract(tmp_path / "metadata", group, db,
                    {"orders": {"incremental": incremental("timestamp+incrementing"), "fetch_size": 500}},
                    poll_interval="PT0.5S")
-    env = poller_env(kafka, tmp_path, db)
+    env = _env(kafka, tmp_path, db)
     topic = f"atlas.{group}.orders.raw"
     log = open(tmp_path / "poller.log", "ab")
 
@@ -347,7 +324,7 @@ def test_timestamp_delay_holds_rows_back_until_old_enough(postgres: Db, kafka: D
         conn.execute(table.insert().values(**{**order(2, BASE), "updated_at": sa.func.localtimestamp()}))
     write_contract(tmp_path / "metadata", group, db,
                    {"orders": {"incremental": incremental("timestamp+incrementing", delay="PT8S")}})
-    env = poller_env(kafka, tmp_path, db)
+    env = _env(kafka, tmp_path, db)
     inserted = time.monotonic()
     topic = f"atlas.{group}.orders.raw"
 
@@ -385,7 +362,7 @@ def test_injection_names_are_refused_and_nothing_runs(postgres: Db, kafka: DevBr
         doc = json.loads((tmp_path / "metadata" / f"{group}.json").read_text())
         doc["dataset_config"][0]["source"]["features"].append({"name": name, "dtype": "string"})
         (tmp_path / "metadata" / f"{group}.json").write_text(json.dumps(doc))
-    run = poll_once(poller_env(kafka, tmp_path, db), group)
+    run = poll_once(_env(kafka, tmp_path, db), group)
     assert run.returncode != 0
     last = run.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and repr(name) in last and "does not exist" in last, run.stderr[-3000:]
@@ -405,7 +382,7 @@ def test_unreachable_database_is_one_clear_line_retried_with_backoff(kafka: DevB
              "password": "${DBIT_PASSWORD}", "database": "shop"}, {"DBIT_PASSWORD": "s3cret-Pw0rd"})
     write_contract(tmp_path / "metadata", group, db, {"orders": {"incremental": incremental("incrementing")}})
     proc = subprocess.Popen([sys.executable, "-m", "atlas_stream", "poll", "--ocs", group], cwd=ROOT,
-                            env=poller_env(kafka, tmp_path, db), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            env=_env(kafka, tmp_path, db), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     time.sleep(6)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)

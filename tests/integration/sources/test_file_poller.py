@@ -8,7 +8,6 @@ import csv
 import datetime as dt
 import io
 import json
-import os
 import random
 import shutil
 import signal
@@ -35,7 +34,7 @@ from atlas_stream.sources.publisher import Publisher
 from atlas_stream.sources.runner import SourceRunner
 from atlas_stream.sources.files import build_file_sources
 
-from ..harness import ROOT
+from ..harness import ROOT, poller_env
 
 HERE = Path(__file__).resolve().parents[1]
 GROUP = "itest_fs"
@@ -47,16 +46,7 @@ STATUS = "atlas.sources.status"
 # ---------------------------------------------------------------------- helpers
 
 def _env(broker: DevBroker, tmp: Path, metadata: Path = HERE / "contracts_fs") -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATLAS_")}
-    env.update({
-        "ATLAS_BROKER": f"kafka://{broker.bootstrap}",
-        "ATLAS_DATA_DIR": str(tmp / "data"),
-        "ATLAS_METADATA_DIR": str(metadata),
-        "ATLAS_TOPIC_PARTITIONS": "2",
-        "ATLAS_LANDING_DIR": str(tmp / "landing"),
-        "PYTHONUNBUFFERED": "1",
-    })
-    return env
+    return poller_env(broker.url, tmp, ATLAS_METADATA_DIR=str(metadata), ATLAS_LANDING_DIR=str(tmp / "landing"))
 
 
 def _poll(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -1,8 +1,10 @@
-"""Elasticsearch documents, index names and templates; Kibana saved objects; Hive DDL."""
+"""Elasticsearch documents, index names, templates, connection options and secret-free retry
+warnings; Kibana saved objects; Hive DDL."""
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -14,19 +16,25 @@ import pytest
 from atlas_stream.contracts import load_contracts
 from atlas_stream.errors import ConfigError
 from atlas_stream.messages import encode, tier_message
-from atlas_stream.model import Dataset, Destination, Feature, QualityConfig, parse_dtype
+from atlas_stream.model import Dataset, Destination, Feature, QualityConfig
 from atlas_stream.quality import DatasetScorer
-from atlas_stream.sinks.elasticsearch import ElasticsearchSink, document, index_name, index_template, message_index
+from atlas_stream.sinks.elasticsearch import (
+    ElasticsearchSink,
+    ElasticsearchUnavailable,
+    connection_options,
+    document,
+    index_name,
+    index_template,
+    message_index,
+)
 from atlas_stream.sinks.es_mapping import template_name
 from atlas_stream.sinks.hive import hive_ddl
 from atlas_stream.sinks.kibana import saved_objects
 
+from ..builders import feat
+
 METADATA = Path(__file__).resolve().parents[3] / "metadata"
 NO_ENV: dict[str, str] = {}
-
-
-def feature(name: str, dtype: str, **kw: Any) -> Feature:
-    return Feature(name, parse_dtype(dtype), **kw)
 
 
 def make_dataset(features: tuple[Feature, ...], group: str = "Shop", name: str = "orders",
@@ -37,9 +45,9 @@ def make_dataset(features: tuple[Feature, ...], group: str = "Shop", name: str =
 
 
 ALL_TYPES = (
-    feature("id", "bigint", required=True), feature("qty", "int"), feature("ratio", "float"),
-    feature("price", "double"), feature("amount", "decimal(12,2)"), feature("huge", "decimal(30,10)"),
-    feature("name", "string"), feature("ok", "bool"), feature("day", "date"), feature("at", "timestamp"),
+    feat("id", "bigint", required=True), feat("qty", "int"), feat("ratio", "float"),
+    feat("price", "double"), feat("amount", "decimal(12,2)"), feat("huge", "decimal(30,10)"),
+    feat("name", "string"), feat("ok", "bool"), feat("day", "date"), feat("at", "timestamp"),
 )
 
 
@@ -97,7 +105,7 @@ def test_template_maps_every_dtype() -> None:
 
 
 def test_template_follows_the_destination_projection_and_dotted_names() -> None:
-    ds = make_dataset((feature("id", "int"), feature("geo.lat", "double"), feature("secret", "string")),
+    ds = make_dataset((feat("id", "int"), feat("geo.lat", "double"), feat("secret", "string")),
                       projection=("id", "geo.lat"))
     props = index_template(ds)["template"]["mappings"]["properties"]
     assert set(props) == {"id", "geo", "atlas"}
@@ -113,7 +121,7 @@ def test_longer_dataset_name_gets_the_higher_priority() -> None:
 @pytest.mark.parametrize("name", ["atlas", "_id", "_tier", "a..b", " "])
 def test_a_feature_elasticsearch_cannot_hold_is_a_config_error(name: str) -> None:
     with pytest.raises(ConfigError, match="rename"):
-        index_template(make_dataset((feature(name, "int"),)))
+        index_template(make_dataset((feat(name, "int"),)))
 
 
 def test_every_shipped_contract_has_a_template_and_kibana_objects() -> None:
@@ -154,7 +162,7 @@ def test_hive_ddl_matches_the_lake_columns_and_partitions() -> None:
     assert "LOCATION 's3a://lake/root/shop/orders';\n" in ddl
     assert ddl.endswith("MSCK REPAIR TABLE `shop_eu_orders`;\n")
     with pytest.raises(ConfigError, match="partition"):
-        hive_ddl(make_dataset((feature("tier", "string"),)), "file:///lake")
+        hive_ddl(make_dataset((feat("tier", "string"),)), "file:///lake")
 
 
 async def test_sink_is_due_by_count_bytes_and_linger() -> None:
@@ -173,3 +181,26 @@ async def test_sink_is_due_by_count_bytes_and_linger() -> None:
         await big.close()
     finally:
         await sink.close()
+
+
+async def test_es_retry_warnings_and_errors_hide_every_secret(caplog: pytest.LogCaptureFixture) -> None:
+    problems: list[str] = []
+    sink = ElasticsearchSink("http://elastic:url%2Fsecret@127.0.0.1:9", max_retries=1, backoff_base=0.01,
+                             client_options=connection_options(api_key="key-secret"),
+                             on_error=lambda problem, attempt, delay: problems.append(problem))
+    sink.add("1", "atlas-x", {"a": 1})
+    with caplog.at_level(logging.WARNING), pytest.raises(ElasticsearchUnavailable) as err:
+        await sink.flush()
+    await sink.close()
+    shown = caplog.text + str(err.value) + " ".join(problems)
+    assert "retrying" in caplog.text and "elastic:***@127.0.0.1:9" in shown
+    for secret in ("url%2Fsecret", "url/secret", "key-secret"):
+        assert secret not in shown
+
+
+def test_es_connection_options() -> None:
+    assert connection_options() == {}
+    assert connection_options(api_key="k", username="u", password="p", cloud_id="c:x") == {
+        "api_key": "k", "basic_auth": ("u", "p"), "cloud_id": "c:x"}
+    with pytest.raises(Exception, match="ATLAS_ES_CA_CERTS=/nowhere.pem: cannot be read"):
+        connection_options(ca_certs="/nowhere.pem")

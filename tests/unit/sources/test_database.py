@@ -9,12 +9,10 @@ import logging
 import uuid
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
-from atlas_stream.contracts import load_contract
 from atlas_stream.errors import ConfigError, ContractError
 from atlas_stream.model import Contract
 from atlas_stream.settings import Settings
@@ -22,23 +20,7 @@ from atlas_stream.sources.database import build_database_sources
 from atlas_stream.sources.database.config import database_url, dataset_options, safe_url
 from atlas_stream.sources.database.rows import Cursor, encode_row, json_value, parse_ts, position, row_dict, ts_text
 
-FEATURES = [{"name": "id", "dtype": "bigint", "required": True}, {"name": "note", "dtype": "string"},
-            {"name": "updated_at", "dtype": "timestamp"}]
-
-
-def make_contract(tmp_path: Path, source_config: dict[str, Any], source: dict[str, Any] | None = None,
-                  env: dict[str, str] | None = None, key: str | None = "order_id") -> Contract:
-    """A real contract file, loaded by the real loader."""
-    src: dict[str, Any] = {"name": "orders", "path": "orders", "features": FEATURES, **(source or {})}
-    if key:
-        src["key"] = key
-    renames = [{"type": "rename", "from": "id", "to": "order_id"}] if any(f["name"] == "id" for f in src["features"]) \
-        else []
-    doc = {"ocs_group_name": "shop", "source_type": "rdbms", "source_config": source_config,
-           "dataset_config": [{"source": src, "transformations": renames, "destination": {"path": "shop/orders"}}]}
-    path = tmp_path / "shop.json"
-    path.write_text(json.dumps(doc))
-    return load_contract(path, env or {})
+MakeContract = Callable[..., Contract]  # the db_contract fixture of conftest.py
 
 
 # ---------------------------------------------------------------------------------- URLs
@@ -48,9 +30,9 @@ def make_contract(tmp_path: Path, source_config: dict[str, Any], source: dict[st
     ("postgres", "postgresql+psycopg"), ("PostgreSQL", "postgresql+psycopg"), ("mysql", "mysql+pymysql"),
     ("mariadb", "mysql+pymysql"), ("mssql", "mssql+pyodbc"), ("sqlserver", "mssql+pyodbc"),
 ])
-def test_classic_keys_build_the_url_with_the_right_driver(tmp_path: Path, db_type: str, driver: str) -> None:
-    contract = make_contract(tmp_path, {"db_type": db_type, "host": "db.internal", "port": "6543", "user": "atlas",
-                                        "password": "p@ss:w/rd?#%", "database": "shop"})
+def test_classic_keys_build_the_url_with_the_right_driver(db_contract: MakeContract, db_type: str, driver: str) -> None:
+    contract = db_contract({"db_type": db_type, "host": "db.internal", "port": "6543", "user": "atlas",
+                            "password": "p@ss:w/rd?#%", "database": "shop"})
     url = database_url(contract)
     assert url.drivername == driver
     assert (url.host, url.port, url.username, url.database) == ("db.internal", 6543, "atlas", "shop")
@@ -59,15 +41,15 @@ def test_classic_keys_build_the_url_with_the_right_driver(tmp_path: Path, db_typ
         assert url.query == {"driver": "ODBC Driver 18 for SQL Server"}
 
 
-def test_sqlite_from_classic_keys(tmp_path: Path) -> None:
-    url = database_url(make_contract(tmp_path, {"db_type": "sqlite", "database": "/data/shop.db"}))
+def test_sqlite_from_classic_keys(db_contract: MakeContract) -> None:
+    url = database_url(db_contract({"db_type": "sqlite", "database": "/data/shop.db"}))
     assert url.drivername == "sqlite" and url.database == "/data/shop.db" and url.host is None
 
 
-def test_password_never_shows_in_reprs_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_password_never_shows_in_reprs_or_logs(db_contract: MakeContract, caplog: pytest.LogCaptureFixture) -> None:
     secret = "Sup3r-Secret!"
-    contract = make_contract(tmp_path, {"db_type": "postgres", "host": "h", "user": "u", "password": "${DB_PW}",
-                                        "database": "d"}, env={"DB_PW": secret})
+    contract = db_contract({"db_type": "postgres", "host": "h", "user": "u", "password": "${DB_PW}",
+                            "database": "d"}, env={"DB_PW": secret})
     url = database_url(contract)
     assert url.password == secret
     assert secret not in repr(url) and secret not in str(url) and secret not in safe_url(url)
@@ -79,27 +61,27 @@ def test_password_never_shows_in_reprs_or_logs(tmp_path: Path, caplog: pytest.Lo
     assert secret not in repr(sources[0][0].engine)  # type: ignore[attr-defined]
 
 
-def test_url_key_and_bad_url(tmp_path: Path) -> None:
-    url = database_url(make_contract(tmp_path, {"url": "mysql+pymysql://root:${PW}@127.0.0.1:3306/shop"},
-                                     env={"PW": "x/y@z"}))
+def test_url_key_and_bad_url(db_contract: MakeContract) -> None:
+    url = database_url(db_contract({"url": "mysql+pymysql://root:${PW}@127.0.0.1:3306/shop"},
+                                   env={"PW": "x/y@z"}))
     assert url.drivername == "mysql+pymysql" and url.database == "shop"
     with pytest.raises(ContractError) as err:
-        database_url(make_contract(tmp_path, {"url": "not a url ${PW}"}, env={"PW": "pw-value"}))
+        database_url(db_contract({"url": "not a url ${PW}"}, env={"PW": "pw-value"}))
     assert err.value.json_path == "$.source_config.url" and "pw-value" not in str(err.value)
 
 
-def test_unknown_db_type_and_missing_connection(tmp_path: Path) -> None:
+def test_unknown_db_type_and_missing_connection(db_contract: MakeContract) -> None:
     with pytest.raises(ContractError, match=r"unknown db_type 'postgress'.*did you mean 'postgres'"):
-        database_url(make_contract(tmp_path, {"db_type": "postgress", "host": "h"}))
+        database_url(db_contract({"db_type": "postgress", "host": "h"}))
     with pytest.raises(ContractError, match="needs either 'url'"):
-        database_url(make_contract(tmp_path, {"host": "h"}))
+        database_url(db_contract({"host": "h"}))
 
 
 # ---------------------------------------------------------------------------------- options
 
 
-def test_dataset_options(tmp_path: Path) -> None:
-    contract = make_contract(tmp_path, {"url": "sqlite://", "poll_interval": "PT30S"}, {
+def test_dataset_options(db_contract: MakeContract) -> None:
+    contract = db_contract({"url": "sqlite://", "poll_interval": "PT30S"}, {
         "path": "sales.orders", "fetch_size": 250,
         "incremental": {"mode": "timestamp+incrementing", "timestamp_column": "updated_at",
                         "incrementing_column": "id", "timestamp_delay": "PT5S"}})
@@ -118,9 +100,9 @@ def test_dataset_options(tmp_path: Path) -> None:
      "ISO-8601 duration"),
     ({"mode": "bulk", "timestamp_colum": "t"}, "incremental.timestamp_colum", "did you mean 'timestamp_column'"),
 ])
-def test_bad_incremental_settings_name_the_key(tmp_path: Path, incremental: dict[str, Any], where: str,
+def test_bad_incremental_settings_name_the_key(db_contract: MakeContract, incremental: dict[str, Any], where: str,
                                                message: str) -> None:
-    contract = make_contract(tmp_path, {"url": "sqlite://"}, {"incremental": incremental})
+    contract = db_contract({"url": "sqlite://"}, {"incremental": incremental})
     with pytest.raises(ContractError) as err:
         dataset_options(contract, contract.datasets[0])
     assert err.value.json_path == f"$.dataset_config[0].source.{where}"
@@ -128,8 +110,8 @@ def test_bad_incremental_settings_name_the_key(tmp_path: Path, incremental: dict
 
 
 @pytest.mark.parametrize("path", ["a.b.c", "", ".orders", "orders."])
-def test_bad_table_paths(tmp_path: Path, path: str) -> None:
-    contract = make_contract(tmp_path, {"url": "sqlite://"}, {"path": path})
+def test_bad_table_paths(db_contract: MakeContract, path: str) -> None:
+    contract = db_contract({"url": "sqlite://"}, {"path": path})
     with pytest.raises(ContractError, match="expected a table name or schema.table"):
         dataset_options(contract, contract.datasets[0])
 
@@ -195,9 +177,9 @@ def test_positions_are_deterministic_per_row_version() -> None:
     assert position("bulk", None, 12, bulk_pass=2) == "bulk2:12"
 
 
-def test_missing_driver_and_unknown_dialect_say_what_to_do(tmp_path: Path) -> None:
+def test_missing_driver_and_unknown_dialect_say_what_to_do(db_contract: MakeContract) -> None:
     if importlib.util.find_spec("pyodbc") is None:  # not a dependency: SQL Server is documented, not tested
         with pytest.raises(ConfigError, match="pip install pyodbc"):
-            build_database_sources(make_contract(tmp_path, {"url": "mssql+pyodbc://u:pw@h/db?driver=X"}), Settings())
+            build_database_sources(db_contract({"url": "mssql+pyodbc://u:pw@h/db?driver=X"}), Settings())
     with pytest.raises(ConfigError, match="SQLAlchemy has no dialect 'foo'"):
-        build_database_sources(make_contract(tmp_path, {"url": "foo://h/db"}), Settings())
+        build_database_sources(db_contract({"url": "foo://h/db"}), Settings())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -12,12 +12,12 @@ from sqlalchemy.dialects import mssql, mysql, postgresql
 from sqlalchemy.engine import default
 
 from atlas_stream.errors import ContractError
+from atlas_stream.model import Contract
 from atlas_stream.sources.database.config import dataset_options
 from atlas_stream.sources.database.query import Plan, count_rows, plan_source, select_rows
 from atlas_stream.sources.database.rows import Cursor
 
-from .test_database import make_contract
-
+MakeContract = Callable[..., Contract]  # the db_contract fixture of conftest.py
 T0 = datetime(2025, 1, 1, 12)
 
 
@@ -37,9 +37,9 @@ def db(tmp_path: Path) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-def plan_for(tmp_path: Path, engine: sa.Engine, incremental: dict[str, Any] | str,
+def plan_for(db_contract: MakeContract, engine: sa.Engine, incremental: dict[str, Any] | str,
              **source: Any) -> tuple[Plan, Any]:
-    contract = make_contract(tmp_path, {"url": str(engine.url)}, {"incremental": incremental, **source})
+    contract = db_contract({"url": str(engine.url)}, {"incremental": incremental, **source})
     opts = dataset_options(contract, contract.datasets[0])
     with engine.connect() as conn:
         return plan_source(conn, contract, opts), opts.incremental
@@ -56,8 +56,8 @@ def compiled(stmt: Any, dialect: Any = None) -> tuple[str, dict[str, Any]]:
 # ---------------------------------------------------------------------------------- statements
 
 
-def test_incrementing(tmp_path: Path, db: sa.Engine) -> None:
-    plan, inc = plan_for(tmp_path, db, {"mode": "incrementing", "incrementing_column": "id"})
+def test_incrementing(db_contract: MakeContract, db: sa.Engine) -> None:
+    plan, inc = plan_for(db_contract, db, {"mode": "incrementing", "incrementing_column": "id"})
     stmt = select_rows(plan, inc, Cursor("incrementing", id=5))
     sql, params = compiled(stmt)
     assert sql == ("SELECT orders.id, orders.note, orders.updated_at FROM orders "
@@ -70,8 +70,8 @@ def test_incrementing(tmp_path: Path, db: sa.Engine) -> None:
     assert plan.indexed  # the primary key leads: counting pending rows is cheap
 
 
-def test_timestamp_orders_by_timestamp_then_primary_key(tmp_path: Path, db: sa.Engine) -> None:
-    plan, inc = plan_for(tmp_path, db, {"mode": "timestamp", "timestamp_column": "updated_at"})
+def test_timestamp_orders_by_timestamp_then_primary_key(db_contract: MakeContract, db: sa.Engine) -> None:
+    plan, inc = plan_for(db_contract, db, {"mode": "timestamp", "timestamp_column": "updated_at"})
     upper = T0 + timedelta(seconds=3)
     stmt = select_rows(plan, inc, Cursor("timestamp", ts=(T0 + timedelta(seconds=1)).isoformat()), upper)
     sql, params = compiled(stmt)
@@ -83,8 +83,8 @@ def test_timestamp_orders_by_timestamp_then_primary_key(tmp_path: Path, db: sa.E
     assert plan.indexed  # index on updated_at
 
 
-def test_timestamp_incrementing_is_lexicographic(tmp_path: Path, db: sa.Engine) -> None:
-    plan, inc = plan_for(tmp_path, db, TSINC, fetch_size=3)
+def test_timestamp_incrementing_is_lexicographic(db_contract: MakeContract, db: sa.Engine) -> None:
+    plan, inc = plan_for(db_contract, db, TSINC, fetch_size=3)
     last = T0 + timedelta(seconds=2)
     stmt = select_rows(plan, inc, Cursor(inc.mode, ts=last.isoformat(), id=4), T0 + timedelta(hours=1))
     sql, params = compiled(stmt)
@@ -99,8 +99,8 @@ def test_timestamp_incrementing_is_lexicographic(tmp_path: Path, db: sa.Engine) 
     assert counted == 4
 
 
-def test_bulk_resumes_a_pass_at_its_row(tmp_path: Path, db: sa.Engine) -> None:
-    plan, inc = plan_for(tmp_path, db, "bulk")
+def test_bulk_resumes_a_pass_at_its_row(db_contract: MakeContract, db: sa.Engine) -> None:
+    plan, inc = plan_for(db_contract, db, "bulk")
     sql, _ = compiled(select_rows(plan, inc, Cursor("bulk")))
     assert sql == "SELECT orders.id, orders.note, orders.updated_at FROM orders ORDER BY orders.id"
     resumed = select_rows(plan, inc, Cursor("bulk", bulk_pass=2, bulk_row=5))
@@ -110,8 +110,8 @@ def test_bulk_resumes_a_pass_at_its_row(tmp_path: Path, db: sa.Engine) -> None:
         assert [r.id for r in conn.execute(resumed)] == [6, 7, 8]
 
 
-def test_identifiers_are_quoted_by_sqlalchemy(tmp_path: Path, db: sa.Engine) -> None:
-    contract = make_contract(tmp_path, {"url": str(db.url)}, {
+def test_identifiers_are_quoted_by_sqlalchemy(db_contract: MakeContract, db: sa.Engine) -> None:
+    contract = db_contract({"url": str(db.url)}, {
         "path": "odd", "features": [{"name": "select", "dtype": "int"}, {"name": "Mixed Case", "dtype": "string"}],
         "incremental": {"mode": "incrementing", "incrementing_column": "select"}}, key=None)
     opts = dataset_options(contract, contract.datasets[0])
@@ -125,9 +125,9 @@ def test_identifiers_are_quoted_by_sqlalchemy(tmp_path: Path, db: sa.Engine) -> 
     assert "odd.`select`, odd.`Mixed Case`" in compiled(stmt, mysql.dialect())[0]
 
 
-def test_query_mode_wraps_the_contract_query_as_a_subquery(tmp_path: Path, db: sa.Engine) -> None:
+def test_query_mode_wraps_the_contract_query_as_a_subquery(db_contract: MakeContract, db: sa.Engine) -> None:
     query = "SELECT id, note, updated_at FROM orders WHERE note <> 'n3';"
-    plan, inc = plan_for(tmp_path, db, TSINC, query=query)
+    plan, inc = plan_for(db_contract, db, TSINC, query=query)
     stmt = select_rows(plan, inc, Cursor(inc.mode, ts=T0.isoformat(), id=1), T0 + timedelta(hours=1))
     sql, _ = compiled(stmt)
     assert sql.startswith("SELECT atlas_src.id, atlas_src.note, atlas_src.updated_at FROM (SELECT id, note, "
@@ -159,10 +159,10 @@ def test_query_mode_wraps_the_contract_query_as_a_subquery(tmp_path: Path, db: s
       "incremental": {"mode": "incrementing", "incrementing_column": "idx"}},
      "$.dataset_config[0].source.incremental.incrementing_column", "column 'idx' does not exist in the query"),
 ])
-def test_names_the_database_lacks_are_refused_before_anything_runs(tmp_path: Path, db: sa.Engine,
-                                                                   source: dict[str, Any], where: str,
+def test_names_the_database_lacks_are_refused_before_anything_runs(tmp_path: Path, db_contract: MakeContract,
+                                                                   db: sa.Engine, source: dict[str, Any], where: str,
                                                                    named: str) -> None:
-    contract = make_contract(tmp_path, {"url": str(db.url)}, source, key=None)
+    contract = db_contract({"url": str(db.url)}, source, key=None)
     opts = dataset_options(contract, contract.datasets[0])
     with db.connect() as conn, pytest.raises(ContractError) as err:
         plan_source(conn, contract, opts)

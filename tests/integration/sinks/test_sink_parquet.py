@@ -16,11 +16,10 @@ import pyarrow.parquet as pq
 from atlas_stream.kafka_admin import ensure_topics
 from atlas_stream.lake import parse_committed_name
 
-from .harness import produce
-from .sinkcheck import TIERS, committed_files, duplicates, lake_rows, mixed, tier_positions, wait_for
+from ..harness import produce, produce_fast
+from ..itest_orders import RAW, TOPICS
+from ..sinkcheck import TIERS, committed_files, duplicates, lake_rows, mixed, tier_positions, wait_for
 
-RAW = "atlas.itest.orders.raw"
-TOPICS = {t: f"atlas.itest.orders.{t}" for t in TIERS}
 # Short windows, and a crashed worker's partitions handed on after 8 s (the default is 45 s).
 FAST = {"ATLAS_SINK_FLUSH_SECONDS": "1", "ATLAS_SINK_ROTATE_SECONDS": "2", "ATLAS_BROKER_SESSION_TIMEOUT": "8"}
 
@@ -187,15 +186,3 @@ def es_ids_match(url: str, want: set[str]) -> bool:
             got = int(json.loads(resp.read())["count"])
         assert got == len(chunk), f"ids {chunk[0]}..{chunk[-1]}: {got} of {len(chunk)} found"
     return True
-
-
-async def produce_fast(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=256 * 1024)
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, v) for v in values]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()

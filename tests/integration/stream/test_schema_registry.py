@@ -24,7 +24,7 @@ from confluent_kafka.serialization import (
     SerializationError,
 )
 
-from .web_client import base_url, call
+from ..web_client import base_url, call
 
 TOKEN = "s3cret-admin-token"
 ORDERS, RETURNS = "itest.orders", "itest.returns"

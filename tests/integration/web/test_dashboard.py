@@ -16,9 +16,9 @@ from typing import Any, Callable, Iterator
 import orjson
 import pytest
 
-from .harness import produce
-from .test_core_stream import CASES, RAW
-from .web_client import base_url, get, wait_for
+from ..harness import produce
+from ..itest_orders import CASES, RAW
+from ..web_client import base_url, get, wait_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

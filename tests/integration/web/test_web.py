@@ -9,14 +9,14 @@ from typing import Any
 
 import orjson
 
-from .harness import produce
-from .test_core_stream import CASES, RAW
-from .web_client import base_url, call, get, wait_for
+from ..harness import produce
+from ..itest_orders import CASES, RAW
+from ..web_client import base_url, call, get, wait_for
 
 TOKEN = "s3cret-admin-token"
 STATUS_TOPIC = "atlas.sources.status"
 
-# Where the 14 records of test_core_stream.CASES go (that test checks each one).
+# Where the 14 records of itest_orders.CASES go (stream/test_core_stream.py checks each one).
 EXPECTED_TIERS = {"gold": 2, "silver": 3, "bronze": 1, "rejected": 2, "dlq": 6}
 
 
@@ -65,7 +65,7 @@ def test_endpoints_answer_with_exact_numbers(kafka, metadata_dir: Path, start_wo
     sources = wait_for(f"{url}/sources/", lambda b: len(b["sources"]) == 1)["sources"]
     assert {k: sources[0][k] for k in status_doc} == status_doc
 
-    # /schemas/ (Confluent's API: tests/integration/test_schema_registry.py drives it with Confluent's client)
+    # /schemas/ (Confluent's API: tests/integration/stream/test_schema_registry.py drives it with Confluent's client)
     assert get(f"{url}/schemas/subjects") == ["itest.orders"]
     assert get(f"{url}/schemas/subjects/itest.orders/versions") == [1]
     v1 = get(f"{url}/schemas/subjects/itest.orders/versions/1")

@@ -23,14 +23,14 @@ from websockets.asyncio.client import connect
 
 from atlas_stream.topics import dlq_topic, raw_topic, tier_topic
 
-from .harness import ROOT, Feeder, consume, poller_env, read_to_end
-from .sinkcheck import KIND_TIER, duplicates, lake_rows, mixed, wait_for
-from .test_core_stream import DLQ, RAW, TIERS, _changelog_totals
-from .sources.test_gateway import GatewayProcess
-from .web_client import base_url, get
+from ..harness import ROOT, Feeder, changelog_totals, consume, poller_env, read_to_end
+from ..itest_orders import DLQ, RAW, TOPICS
+from ..sinkcheck import KIND_TIER, duplicates, lake_rows, mixed, wait_for
+from ..gateway_process import GatewayProcess
+from ..web_client import base_url, tier_counts
 
-HERE = Path(__file__).resolve().parent
-OUTPUTS = [*TIERS.values(), DLQ]
+HERE = Path(__file__).resolve().parents[1]  # tests/integration, where the contracts folders are
+OUTPUTS = [*TOPICS.values(), DLQ]
 
 
 #: A crashed worker's partitions move on after 8 s instead of 45 s (ATLAS_BROKER_SESSION_TIMEOUT).
@@ -67,10 +67,6 @@ def _expected_tiers(positions: list[tuple[int, int]]) -> dict[tuple[str, int, in
     return {(RAW, p, o): KIND_TIER.get(i % 10, "gold") for i, (p, o) in enumerate(positions)}
 
 
-def _tiers(url: str) -> dict[str, int]:
-    return {tier: n for tier, n in get(url)["tiers"].items() if n}
-
-
 def test_exactly_once_survives_kill_9_and_read_committed_sees_each_record_once(kafka, metadata_dir: Path,
                                                                                start_worker) -> None:
     """ATLAS_PROCESSING_GUARANTEE=exactly_once: a worker SIGKILLed three times while records
@@ -96,7 +92,7 @@ def test_exactly_once_survives_kill_9_and_read_committed_sees_each_record_once(k
     seen = _positions(committed)
     assert set(seen) == set(expected), f"missing {len(set(expected) - set(seen))}, extra {len(set(seen) - set(expected))}"
     assert [pos for pos, n in seen.items() if n > 1] == [], "a raw record was committed twice"
-    tiers = {TIERS[t]: t for t in TIERS}
+    tiers = {TOPICS[t]: t for t in TOPICS}
     got = {(src["topic"], src["partition"], src["offset"]): tiers[m.topic]
            for m in committed if (src := orjson.loads(m.value)["source"])}
     assert got == expected
@@ -105,10 +101,10 @@ def test_exactly_once_survives_kill_9_and_read_committed_sees_each_record_once(k
     # (agents/scoring.py writes them and drains Faust's send buffer under the commit gate).
     want = Counter(f"itest.orders|{tier}" for tier in expected.values())
     changelog = asyncio.run(consume(kafka.bootstrap, ["atlas-eos-tier_counts-changelog"],
-                                    lambda ms: _changelog_totals(ms) == want, timeout=60,
+                                    lambda ms: changelog_totals(ms) == want, timeout=60,
                                     isolation_level="read_committed"))
-    assert _changelog_totals(changelog) == want
-    assert _tiers(f"{base_url(worker)}/stats/itest/orders/") == {t.split("|")[1]: n for t, n in want.items()}
+    assert changelog_totals(changelog) == want
+    assert tier_counts(f"{base_url(worker)}/stats/itest/orders/") == {t.split("|")[1]: n for t, n in want.items()}
 
 
 
@@ -209,7 +205,7 @@ def test_a_broker_killed_in_a_replicated_cluster_loses_no_acknowledged_record(ka
 
     # Processing went on: every raw record of both topics reached a tier or the DLQ.
     want = {(m.topic, m.partition, m.offset) for m in raw}
-    outputs = [*OUTPUTS, *(tier_topic("itest_fs", "orders", t) for t in TIERS), dlq_topic("itest_fs")]
+    outputs = [*OUTPUTS, *(tier_topic("itest_fs", "orders", t) for t in TOPICS), dlq_topic("itest_fs")]
     scored = asyncio.run(consume(survivor, outputs, lambda ms: set(_positions(ms)) >= want, timeout=180))
     assert set(_positions(scored)) >= want
 
@@ -223,15 +219,15 @@ def test_statistics_are_exact_after_a_worker_restart(kafka, metadata_dir: Path, 
     first.start()
     want = Counter(_expected_tiers(first.result()).values())
     url = f"{base_url(worker)}/stats/itest/orders/"
-    wait_for("stats of the first 1000", lambda: _tiers(url) == dict(want), timeout=90, log=worker.log)
+    wait_for("stats of the first 1000", lambda: tier_counts(url) == dict(want), timeout=90, log=worker.log)
     worker.stop()
     worker = start_worker(kafka, metadata_dir, app_id="atlas-restart")
     url = f"{base_url(worker)}/stats/itest/orders/"
-    assert _tiers(url) == dict(want), "the restarted worker did not recover its statistics exactly"
+    assert tier_counts(url) == dict(want), "the restarted worker did not recover its statistics exactly"
     second = Feeder(kafka.bootstrap, RAW, [mixed(i) for i in range(1000, 1500)], chunk=250, pause=0.0)
     second.start()
     second.result()
     want += Counter(KIND_TIER.get(i % 10, "gold") for i in range(1000, 1500))
-    wait_for("stats after the restart", lambda: _tiers(url) == dict(want), timeout=90, log=worker.log)
+    wait_for("stats after the restart", lambda: tier_counts(url) == dict(want), timeout=90, log=worker.log)
     time.sleep(2)
-    assert _tiers(url) == dict(want)
+    assert tier_counts(url) == dict(want)

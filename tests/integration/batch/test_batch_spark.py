@@ -5,7 +5,6 @@ that fails in one line without committing anything."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import random
@@ -29,20 +28,12 @@ from atlas_stream.model import Dataset
 from atlas_stream.quality import DatasetScorer
 from atlas_stream.sources.database.rows import encode_row
 
-from ..unit import test_batch_fs
-from ..unit.test_batch_equivalence import FUZZ_KINDS, fuzz_value
-from ..unit.test_batch_fs import sample_rows
-from . import test_batch_database
-from .test_batch_database import ORDER_COLUMNS, contract_for, create_orders
+from ...batch_samples import CONTRACT as FS_CONTRACT
+from ...batch_samples import FUZZ_KINDS, fuzz_value, sample_rows, write_csv
+from ..databases import CONTRACT as RDBMS_CONTRACT
+from ..databases import ORDER_COLUMNS, contract_for, create_orders
 
 pytest.importorskip("pyspark", reason="the spark extra of requirements.txt is not installed")
-
-ROOT = Path(__file__).resolve().parents[2]
-FS_CONTRACT = ROOT / "metadata" / "ecommerce_transactions_fs.json"
-#: The fs batch tests' fixture: ATLAS_* cleared, landing folder and contracts set.
-env = test_batch_fs.env
-#: A fresh PostgreSQL or MariaDB database per test.
-db = test_batch_database.db
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +46,7 @@ def spark() -> Iterator[Any]:
 
 
 def batch(monkeypatch: pytest.MonkeyPatch, lake: Path, ocs: str, *args: str) -> int:
-    """``batch`` into ``lake``; the test's environment comes from test_batch_fs's ``env`` fixture."""
+    """``batch`` into ``lake``; the test's environment comes from the ``fs_batch_env`` fixture."""
     monkeypatch.setenv("ATLAS_LAKE_URI", str(lake))
     if "ATLAS_SPARK_MASTER" not in os.environ:
         monkeypatch.setenv("ATLAS_SPARK_MASTER", "local[1]")
@@ -101,13 +92,6 @@ def assert_three_way(ds: Dataset, records: dict[Any, dict[str, Any]], lakes: lis
     assert len(tiers) >= 2, "the inputs should reach several tiers"
 
 
-def write_rows(path: Path, rows: list[dict[str, str]]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-
 def keyed_sample_rows(n: int, seed: int) -> list[dict[str, str]]:
     rows = sample_rows(n, seed)
     for i, row in enumerate(rows):  # unique keys to match rows by; every 7th one breaks the pattern
@@ -115,36 +99,37 @@ def keyed_sample_rows(n: int, seed: int) -> list[dict[str, str]]:
     return rows
 
 
-def test_sample_contract_csv_files_three_ways_and_reruns_replace(spark: Any, env: Path,
+def test_sample_contract_csv_files_three_ways_and_reruns_replace(spark: Any, fs_batch_env: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    landing = env / "landing" / "transactions"
+    landing = fs_batch_env / "landing" / "transactions"
     rows = keyed_sample_rows(1500, 1) + keyed_sample_rows(700, 2)
-    write_rows(landing / "a.csv", rows[:1500])
-    write_rows(landing / "b.csv", rows[1500:])
+    write_csv(landing / "a.csv", rows[:1500])
+    write_csv(landing / "b.csv", rows[1500:])
     ocs = "ecommerce_transactions_fs"
-    assert batch(monkeypatch, env / "arrow", ocs) == 0
-    assert batch(monkeypatch, env / "spark", ocs, "--engine", "spark") == 0
+    assert batch(monkeypatch, fs_batch_env / "arrow", ocs) == 0
+    assert batch(monkeypatch, fs_batch_env / "spark", ocs, "--engine", "spark") == 0
     ds = load_contract(FS_CONTRACT).datasets[0]
-    assert_three_way(ds, {r["transaction_id"]: r for r in rows}, [env / "arrow", env / "spark"], "transaction_id")
+    assert_three_way(ds, {r["transaction_id"]: r for r in rows}, [fs_batch_env / "arrow", fs_batch_env / "spark"],
+                     "transaction_id")
 
-    first = lake_files(env / "spark")
-    assert batch(monkeypatch, env / "spark", ocs, "--engine", "spark") == 0
-    assert set(lake_files(env / "spark")).isdisjoint(first), "a rerun replaces the earlier files"
-    assert len(lake_records(env / "spark", "transaction_id")) == len(rows)
+    first = lake_files(fs_batch_env / "spark")
+    assert batch(monkeypatch, fs_batch_env / "spark", ocs, "--engine", "spark") == 0
+    assert set(lake_files(fs_batch_env / "spark")).isdisjoint(first), "a rerun replaces the earlier files"
+    assert len(lake_records(fs_batch_env / "spark", "transaction_id")) == len(rows)
 
     # the arrow engine's run on the same input replaces the spark engine's output, too
-    assert batch(monkeypatch, env / "spark", ocs) == 0
-    assert all(p.name.endswith("-0.parquet") for p in lake_files(env / "spark"))
+    assert batch(monkeypatch, fs_batch_env / "spark", ocs) == 0
+    assert all(p.name.endswith("-0.parquet") for p in lake_files(fs_batch_env / "spark"))
 
 
-def test_json_lines_and_parquet(spark: Any, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_json_lines_and_parquet(spark: Any, fs_batch_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = keyed_sample_rows(800, 3)
     records = [{k: v for k, v in r.items() if v != ""} for r in rows]
     for r in records[:100]:
         r["quantity"] = int(r["quantity"]) if r.get("quantity", "x").isdigit() else r.get("quantity")
     ds = load_contract(FS_CONTRACT).datasets[0]
     for fmt in ("jsonl", "parquet"):
-        folder = env / "landing" / fmt
+        folder = fs_batch_env / "landing" / fmt
         folder.mkdir()
         if fmt == "jsonl":
             (folder / "a.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in records[:500]) + b"\n{broken\n")
@@ -153,14 +138,14 @@ def test_json_lines_and_parquet(spark: Any, env: Path, monkeypatch: pytest.Monke
         else:
             pq.write_table(pa.Table.from_pylist(rows), folder / "a.parquet")
             want = {r["transaction_id"]: r for r in rows}
-        meta = env / f"meta-{fmt}"
+        meta = fs_batch_env / f"meta-{fmt}"
         meta.mkdir()
         doc = json.loads(FS_CONTRACT.read_text())
         doc["dataset_config"][0]["source"].update(path=str(folder), format=fmt)
         doc["source_config"]["format"] = fmt
         (meta / "c.json").write_text(json.dumps(doc))
         monkeypatch.setenv("ATLAS_METADATA_DIR", str(meta))
-        lakes = [env / f"arrow-{fmt}", env / f"spark-{fmt}"]
+        lakes = [fs_batch_env / f"arrow-{fmt}", fs_batch_env / f"spark-{fmt}"]
         assert batch(monkeypatch, lakes[0], "ecommerce_transactions_fs") == 0
         assert batch(monkeypatch, lakes[1], "ecommerce_transactions_fs", "--engine", "spark") == 0
         assert_three_way(ds, want, lakes, "transaction_id")
@@ -202,7 +187,7 @@ FUZZ_CONTRACT = {
 }
 
 
-def test_fuzzed_values_three_ways(spark: Any, env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fuzzed_values_three_ways(spark: Any, fs_batch_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(21)
     records = []
     for rid in range(2500):
@@ -211,43 +196,43 @@ def test_fuzzed_values_three_ways(spark: Any, env: Path, monkeypatch: pytest.Mon
             # a CSV line holds no line break (both engines read one line per row)
             rec[name] = fuzz_value(rng, kind, True).replace("\n", " ").replace("\r", " ")
         records.append(rec)
-    folder = env / "landing" / "fuzz"
+    folder = fs_batch_env / "landing" / "fuzz"
     folder.mkdir()
-    write_rows(folder / "a.csv", records)
+    write_csv(folder / "a.csv", records)
     doc = json.loads(json.dumps(FUZZ_CONTRACT))
     doc["dataset_config"][0]["source"]["path"] = str(folder / "*.csv")
-    meta = env / "meta"
+    meta = fs_batch_env / "meta"
     meta.mkdir()
     (meta / "fuzz.json").write_text(json.dumps(doc))
     monkeypatch.setenv("ATLAS_METADATA_DIR", str(meta))
-    lakes = [env / "arrow", env / "spark"]
+    lakes = [fs_batch_env / "arrow", fs_batch_env / "spark"]
     assert batch(monkeypatch, lakes[0], "fuzz_fs") == 0
     assert batch(monkeypatch, lakes[1], "fuzz_fs", "--engine", "spark") == 0
     ds = load_contract(meta / "fuzz.json").datasets[0]
     assert_three_way(ds, {int(r["rid"]): r for r in records}, lakes, "rid")
 
 
-def test_database_table_three_ways(spark: Any, env: Path, db: tuple[str, URL],
+def test_database_table_three_ways(spark: Any, fs_batch_env: Path, db: tuple[str, URL],
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     kind, url = db
     rows = create_orders(url, 3000)
     monkeypatch.setenv("ATLAS_RDBMS_URL", url.render_as_string(hide_password=False))
-    monkeypatch.setenv("ATLAS_METADATA_DIR", str(contract_for(env, kind)))
-    lakes = [env / "arrow", env / "spark"]
+    monkeypatch.setenv("ATLAS_METADATA_DIR", str(contract_for(fs_batch_env, kind)))
+    lakes = [fs_batch_env / "arrow", fs_batch_env / "spark"]
     assert batch(monkeypatch, lakes[0], "ecommerce_transactions_rdbms", "--fetch-size", "700") == 0
     assert batch(monkeypatch, lakes[1], "ecommerce_transactions_rdbms", "--engine", "spark",
                  "--fetch-size", "700") == 0
-    ds = load_contract(ROOT / "metadata" / "ecommerce_transactions_rdbms.json").datasets[0]
+    ds = load_contract(RDBMS_CONTRACT).datasets[0]
     records = {row[0]: decode_raw(encode_row(ORDER_COLUMNS, row)) for row in rows}
     assert_three_way(ds, records, lakes, "order_id")
 
 
-def test_bad_input_fails_in_one_line_and_commits_nothing(spark: Any, env: Path, monkeypatch: pytest.MonkeyPatch,
+def test_bad_input_fails_in_one_line_and_commits_nothing(spark: Any, fs_batch_env: Path, monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    landing = env / "landing" / "transactions"
+    landing = fs_batch_env / "landing" / "transactions"
     rows = keyed_sample_rows(300, 4)
-    write_rows(landing / "a.csv", rows)
-    lake = env / "lake"
+    write_csv(landing / "a.csv", rows)
+    lake = fs_batch_env / "lake"
     ocs = "ecommerce_transactions_fs"
     assert batch(monkeypatch, lake, ocs, "--engine", "spark") == 0
     committed = lake_files(lake)
@@ -262,7 +247,7 @@ def test_bad_input_fails_in_one_line_and_commits_nothing(spark: Any, env: Path, 
         return err
 
     # a column missing in one of many files
-    write_rows(landing / "b.csv", [{k: v for k, v in r.items() if k != "status"} for r in rows[:20]])
+    write_csv(landing / "b.csv", [{k: v for k, v in r.items() if k != "status"} for r in rows[:20]])
     assert "b.csv: has no column 'status'" in fails(ocs, "--engine", "spark")
     (landing / "b.csv").unlink()
 
@@ -271,7 +256,7 @@ def test_bad_input_fails_in_one_line_and_commits_nothing(spark: Any, env: Path, 
     assert "cannot be reached" in err and "ATLAS_SPARK_MASTER" in err
 
     # a file that is not the declared format: the contract says Parquet, the file is CSV
-    meta = env / "meta"
+    meta = fs_batch_env / "meta"
     meta.mkdir()
     doc = json.loads(FS_CONTRACT.read_text())
     (landing / "c.parquet").write_text((landing / "a.csv").read_text())
@@ -289,8 +274,8 @@ def test_bad_input_fails_in_one_line_and_commits_nothing(spark: Any, env: Path, 
     assert "d.jsonl: is not JSON lines" in fails(ocs)
 
     # a database without a JDBC driver for Spark (the arrow engine reads it through SQLAlchemy)
-    rdbms = json.loads((ROOT / "metadata" / "ecommerce_transactions_rdbms.json").read_text())
-    rdbms["source_config"]["url"] = f"sqlite:///{env / 'shop.db'}"
+    rdbms = json.loads((RDBMS_CONTRACT).read_text())
+    rdbms["source_config"]["url"] = f"sqlite:///{fs_batch_env / 'shop.db'}"
     (meta / "c.json").write_text(json.dumps(rdbms))
     err = fails("ecommerce_transactions_rdbms", "--engine", "spark")
     assert "no JDBC driver for sqlite" in err

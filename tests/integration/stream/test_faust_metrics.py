@@ -9,10 +9,10 @@ from pathlib import Path
 
 import orjson
 
-from .harness import produce
-from .web_client import base_url, wait_for
+from ..harness import produce
+from ..itest_orders import RAW
+from ..web_client import base_url, wait_for
 
-RAW = "atlas.itest.orders.raw"
 
 
 def _value(text: str, pattern: str) -> float:

@@ -15,11 +15,10 @@ import pytest
 
 from atlas_stream.kafka_admin import ensure_topics
 
-from .harness import read_to_end
-from .sinkcheck import mixed, wait_for
-from .test_sink_parquet import produce_fast
+from ..harness import produce_fast, read_to_end
+from ..itest_orders import RAW
+from ..sinkcheck import mixed, wait_for
 
-RAW = "atlas.itest.orders.raw"
 OUTPUTS = [f"atlas.itest.orders.{t}" for t in ("gold", "silver", "bronze", "rejected")] + ["atlas.itest.dlq"]
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
-from .harness import produce
-from .test_core_stream import RAW, _rec
-from .web_client import base_url, get, wait_for
+from ..harness import produce
+from ..itest_orders import RAW, order_record
+from ..web_client import base_url, get, wait_for
 
 STATUS_TOPIC = "atlas.sources.status"
 
@@ -27,7 +27,7 @@ def test_every_worker_answers_for_all_partitions(kafka, metadata_dir: Path, star
     time.sleep(8)  # let the group settle (Tansu joins take about half the 6 s session timeout)
     urls = [base_url(a), base_url(b)]
 
-    values = [orjson.dumps(_rec(order_id=f"O-{i}", note="x" * (i % 15))) for i in range(200)]
+    values = [orjson.dumps(order_record(order_id=f"O-{i}", note="x" * (i % 15))) for i in range(200)]
     values += [b"not json"] * 10
     asyncio.run(produce(kafka.bootstrap, RAW, values))
     sources = [f"file:itest.s{i}" for i in range(8)]

@@ -13,15 +13,11 @@ import pytest
 
 from atlas_stream.devbroker import free_port
 
-from .harness import ROOT, Feeder, changelog_reads
-from .sinkcheck import KIND_TIER, mixed, wait_for
-from .test_core_stream import RAW
-from .web_client import base_url, get
+from ..harness import ROOT, Feeder, changelog_reads
+from ..itest_orders import RAW
+from ..sinkcheck import KIND_TIER, mixed, wait_for
+from ..web_client import base_url, tier_counts
 
-
-
-def _tiers(url: str) -> dict[str, int]:
-    return {tier: n for tier, n in get(url)["tiers"].items() if n}
 
 
 def test_rocksdb_tables_are_exact_and_a_restart_replays_nothing(kafka, metadata_dir: Path, start_worker,
@@ -35,13 +31,13 @@ def test_rocksdb_tables_are_exact_and_a_restart_replays_nothing(kafka, metadata_
     feed.result()
     want = Counter(KIND_TIER.get(i % 10, "gold") for i in range(600))
     url = f"{base_url(worker)}/stats/itest/orders/"
-    wait_for("stats of the first 600", lambda: _tiers(url) == dict(want), timeout=90, log=worker.log)
+    wait_for("stats of the first 600", lambda: tier_counts(url) == dict(want), timeout=90, log=worker.log)
     assert worker.stop() == 0 and "Traceback" not in worker.log()
     assert list((tmp_path / "kept" / "faust").rglob("*.db")), "no RocksDB database in the data dir"
 
     worker = start_worker(kafka, metadata_dir, app_id="atlas-rocks", **env)
     url = f"{base_url(worker)}/stats/itest/orders/"
-    assert _tiers(url) == dict(want), "the restarted worker did not keep its statistics"
+    assert tier_counts(url) == dict(want), "the restarted worker did not keep its statistics"
     assert changelog_reads(worker.log()) == 0
     # A second worker on the same data dir, or a worker of another app id: one line, exit 2.
     for app_id, message in (("atlas-rocks", "is in use by another worker (pid "),
@@ -54,5 +50,5 @@ def test_rocksdb_tables_are_exact_and_a_restart_replays_nothing(kafka, metadata_
     more.start()
     more.result()
     want += Counter(KIND_TIER.get(i % 10, "gold") for i in range(600, 800))
-    wait_for("stats after the restart", lambda: _tiers(url) == dict(want), timeout=90, log=worker.log)
+    wait_for("stats after the restart", lambda: tier_counts(url) == dict(want), timeout=90, log=worker.log)
     assert "Traceback" not in worker.log()

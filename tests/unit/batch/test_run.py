@@ -3,7 +3,6 @@ alone, CSV / JSON lines / Parquet inputs, summaries and the errors a user can ac
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections import Counter
@@ -21,53 +20,8 @@ import pytest
 from atlas_stream.cli import main
 from atlas_stream.contracts import load_contract
 from atlas_stream.lake import committed_name, dataset_features, lake_schema, parse_committed_name
-from atlas_stream.quality import DatasetScorer
-from atlas_stream.samples import SampleGenerator
 
-ROOT = Path(__file__).resolve().parents[2]
-CONTRACT = ROOT / "metadata" / "ecommerce_transactions_fs.json"
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in list(os.environ):
-        if key.startswith("ATLAS_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("ATLAS_LANDING_DIR", str(tmp_path / "landing"))
-    monkeypatch.setenv("ATLAS_LAKE_URI", str(tmp_path / "lake"))
-    monkeypatch.setenv("ATLAS_METADATA_DIR", str(ROOT / "metadata"))
-    (tmp_path / "landing" / "transactions").mkdir(parents=True)
-    return tmp_path
-
-
-def sample_rows(n: int, seed: int = 3) -> list[dict[str, str]]:
-    """CSV rows of the sample contract: text values, some of them defective or missing."""
-    ds = load_contract(CONTRACT).datasets[0]
-    gen = SampleGenerator(ds, seed=seed, defect_rate=0.3)
-    names = [f.name for f in ds.source_features]
-    rows: list[dict[str, str]] = []
-    while len(rows) < n:
-        value, _ = gen.raw()
-        try:
-            rec = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            continue
-        rows.append({k: "" if rec.get(k) is None else rec[k] if isinstance(rec[k], str) else orjson.dumps(rec[k]).decode()
-                     for k in names})
-    return rows
-
-
-def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-
-def expected_tiers(rows: list[dict[str, Any]], now: datetime) -> Counter[str]:
-    ds = load_contract(CONTRACT).datasets[0]
-    scorer = DatasetScorer(ds.schema, ds.quality, ds.transformations, ds.source_features, ds.null_values)
-    return Counter(scorer.process(r, now).report.tier for r in rows)
+from ...batch_samples import CONTRACT, expected_tiers, sample_rows, write_csv
 
 
 def lake_rows(lake: Path) -> list[tuple[Any, ...]]:
@@ -79,10 +33,10 @@ def run(*args: str, capsys: pytest.CaptureFixture[str] | None = None) -> int:
     return main(["batch", "--ocs", "ecommerce_transactions_fs", *args])
 
 
-def test_csv_lands_per_tier_and_a_rerun_replaces_it(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_csv_lands_per_tier_and_a_rerun_replaces_it(fs_batch_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = sample_rows(3000)
-    write_csv(env / "landing" / "transactions" / "day1.csv", rows)
-    lake = env / "lake"
+    write_csv(fs_batch_env / "landing" / "transactions" / "day1.csv", rows)
+    lake = fs_batch_env / "lake"
     # a file written by the stream's sink in the same partition layout: never touched
     ds = load_contract(CONTRACT).datasets[0]
     stream_dir = lake / "ecommerce" / "transactions" / "tier=gold" / "ingest_date=2020-01-01"
@@ -106,7 +60,7 @@ def test_csv_lands_per_tier_and_a_rerun_replaces_it(env: Path, capsys: pytest.Ca
     again = lake_rows(lake)
     assert len(again) == 3000, "a rerun must replace its own output, not add to it"
     assert sorted(r[3] for r in again) == list(range(3000))
-    assert {r[2] for r in again} == {str(env / "landing" / "transactions" / "day1.csv")}
+    assert {r[2] for r in again} == {str(fs_batch_env / "landing" / "transactions" / "day1.csv")}
     assert stream_file.read_bytes() == before
     for f in lake.rglob("*"):
         if f.is_file() and f != stream_file:
@@ -117,10 +71,10 @@ def test_csv_lands_per_tier_and_a_rerun_replaces_it(env: Path, capsys: pytest.Ca
     assert pq.read_schema(next(lake.rglob("batch-*.parquet"))).remove_metadata() == expected
 
 
-def test_json_lines_parquet_and_a_folder(env: Path, monkeypatch: pytest.MonkeyPatch,
+def test_json_lines_parquet_and_a_folder(fs_batch_env: Path, monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     rows = sample_rows(600, seed=4)
-    folder = env / "landing" / "mixed"
+    folder = fs_batch_env / "landing" / "mixed"
     folder.mkdir()
     records = [{k: v for k, v in r.items() if v != ""} for r in rows[:300]]
     for r in records[:50]:
@@ -143,28 +97,28 @@ def test_json_lines_parquet_and_a_folder(env: Path, monkeypatch: pytest.MonkeyPa
     assert summary["rows"] == 600 and ds["skipped_input"] == 1 and "a.jsonl line 301" in ds["problems"][0]
     now = datetime.now(timezone.utc)
     want = expected_tiers(records, now) + expected_tiers(rows[300:], now)
-    assert Counter(t for t, *_ in lake_rows(env / "lake")) == want
+    assert Counter(t for t, *_ in lake_rows(fs_batch_env / "lake")) == want
 
 
-def test_errors_are_one_line_and_leave_the_previous_output(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_errors_are_one_line_and_leave_the_previous_output(fs_batch_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run() == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no file matches" in err and "transactions/*.csv" in err
 
-    landing = env / "landing" / "transactions"
+    landing = fs_batch_env / "landing" / "transactions"
     write_csv(landing / "a.csv", sample_rows(200))
     assert run() == 0
     capsys.readouterr()
-    first = sorted(p.name for p in (env / "lake").rglob("*.parquet"))
+    first = sorted(p.name for p in (fs_batch_env / "lake").rglob("*.parquet"))
     (landing / "b.csv").write_bytes(b"transaction_id,customer_id\n\xff\xfe,1\n")  # not UTF-8
     assert run() == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "b.csv" in err and err.count("\n") == 0
-    assert sorted(p.name for p in (env / "lake").rglob("*.parquet")) == first
-    assert not [p for p in (env / "lake").rglob("*") if p.name.endswith(".tmp")]
+    assert sorted(p.name for p in (fs_batch_env / "lake").rglob("*.parquet")) == first
+    assert not [p for p in (fs_batch_env / "lake").rglob("*") if p.name.endswith(".tmp")]
 
     (landing / "b.csv").unlink()
-    lake_file = env / "lake-is-a-file"
+    lake_file = fs_batch_env / "lake-is-a-file"
     lake_file.write_text("")
     os.environ["ATLAS_LAKE_URI"] = str(lake_file)
     assert run() == 2
@@ -177,12 +131,12 @@ def test_errors_are_one_line_and_leave_the_previous_output(env: Path, capsys: py
     assert "fs and rdbms" in capsys.readouterr().err
 
 
-def test_progress_lines_when_not_a_terminal(env: Path, monkeypatch: pytest.MonkeyPatch,
+def test_progress_lines_when_not_a_terminal(fs_batch_env: Path, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     from atlas_stream.batch import progress
 
     monkeypatch.setattr(progress, "PLAIN_EVERY", 0.0)
-    write_csv(env / "landing" / "transactions" / "a.csv", sample_rows(100))
+    write_csv(fs_batch_env / "landing" / "transactions" / "a.csv", sample_rows(100))
     assert run() == 0
     err = capsys.readouterr().err
     assert "ecommerce_transactions_fs.transactions: 100 rows" in err and "100%" in err and "\r" not in err
@@ -202,9 +156,9 @@ def test_progress_bar_on_a_terminal() -> None:
     assert "100%" in text and "100 rows" in text and "rows/s" in text
 
 
-def test_max_rejected_fails_the_run_with_the_summary(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_max_rejected_fails_the_run_with_the_summary(fs_batch_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rows = sample_rows(1000)
-    write_csv(env / "landing" / "transactions" / "a.csv", rows)
+    write_csv(fs_batch_env / "landing" / "transactions" / "a.csv", rows)
     rejected = expected_tiers(rows, datetime.now(timezone.utc))["rejected"] / len(rows)
     assert 0.02 < rejected < 0.5
     assert run("--max-rejected", f"{rejected + 0.01:.3f}") == 0
@@ -213,19 +167,19 @@ def test_max_rejected_fails_the_run_with_the_summary(env: Path, capsys: pytest.C
     out, err = capsys.readouterr()
     assert json.loads(out)["datasets"]["transactions"]["tiers"]["rejected"] == round(rejected * 1000)
     assert f"{rejected:.1%} of the rows were rejected, above --max-rejected" in err
-    assert len(lake_rows(env / "lake")) == 1000, "the rows are committed; the exit code tells the scheduler"
+    assert len(lake_rows(fs_batch_env / "lake")) == 1000, "the rows are committed; the exit code tells the scheduler"
     assert run("--max-rejected", "5") == 2
     assert "between 0 and 1" in capsys.readouterr().err
 
 
-def test_spark_engine_without_pyspark_says_what_to_install(env: Path, monkeypatch: pytest.MonkeyPatch,
+def test_spark_engine_without_pyspark_says_what_to_install(fs_batch_env: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     import sys
 
-    write_csv(env / "landing" / "transactions" / "a.csv", sample_rows(10))
+    write_csv(fs_batch_env / "landing" / "transactions" / "a.csv", sample_rows(10))
     monkeypatch.setitem(sys.modules, "pyspark", None)
     monkeypatch.setitem(sys.modules, "pyspark.sql", None)
     assert run("--engine", "spark") == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--engine spark needs pyspark: pip install" in err
-    assert not (env / "lake").exists() or not list((env / "lake").rglob("*.parquet"))
+    assert not (fs_batch_env / "lake").exists() or not list((fs_batch_env / "lake").rglob("*.parquet"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlparse
 
 import duckdb
@@ -18,27 +17,16 @@ from atlas_stream.devbroker import stop_process
 from atlas_stream.errors import LakeUnavailable
 from atlas_stream.sinks.lakefs import Lake, open_lake
 
-from .lake_fixtures import MotoS3, TcpProxy, WebHdfsServer, port_open, start_webhdfs
+from ..lake_fixtures import MotoS3, TcpProxy, WebHdfsServer, port_open
 
 TABLE = pa.table({"id": pa.array(range(2000), pa.int64()), "name": [f"row-{i}" for i in range(2000)]})
 DAY = "events/tier=gold/ingest_date=2026-01-02"
 
 
 @pytest.fixture
-def webhdfs_server(tmp_path: Path) -> Iterator[WebHdfsServer]:
-    server = start_webhdfs(tmp_path)
-    try:
-        yield server
-    finally:
-        stop_process(server.process, timeout=10)
-
-
-@pytest.fixture(params=["s3", "webhdfs"])
-def lake(request: pytest.FixtureRequest) -> Lake:
-    if request.param == "s3":
-        s3: MotoS3 = request.getfixturevalue("moto_s3")
-        return open_lake(s3.lake_uri, s3_endpoint=s3.endpoint)
-    return open_lake(request.getfixturevalue("webhdfs"))  # the fixture other tests use: a URI
+def lake(remote_lake: tuple[str, str | None]) -> Lake:
+    uri, endpoint = remote_lake
+    return open_lake(uri, s3_endpoint=endpoint)
 
 
 def local_parquet(tmp_path: Path, name: str = "staged.parquet", table: pa.Table = TABLE) -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,27 +16,16 @@ import pytest
 from atlas_stream.cli import main
 from atlas_stream.sinks.lakefs import Lake, open_lake
 
-from ..unit.test_batch_fs import expected_tiers, sample_rows, write_csv
-from .lake_fixtures import MotoS3, moto_s3, webhdfs  # noqa: F401
-
-ROOT = Path(__file__).resolve().parents[2]
+from ...batch_samples import expected_tiers, sample_rows, write_csv
 
 
-@pytest.fixture(params=["s3", "webhdfs"])
-def lake(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lake:
-    for key in list(os.environ):
-        if key.startswith("ATLAS_"):
-            monkeypatch.delenv(key)
-    if request.param == "s3":
-        s3: MotoS3 = request.getfixturevalue("moto_s3")
-        uri, endpoint = s3.lake_uri, s3.endpoint
+@pytest.fixture
+def lake(fs_batch_env: Path, remote_lake: tuple[str, str | None], monkeypatch: pytest.MonkeyPatch) -> Lake:
+    """``fs_batch_env`` with its lake in S3 or WebHDFS."""
+    uri, endpoint = remote_lake
+    if endpoint is not None:
         monkeypatch.setenv("ATLAS_S3_ENDPOINT", endpoint)
-    else:
-        uri, endpoint = request.getfixturevalue("webhdfs"), None
     monkeypatch.setenv("ATLAS_LAKE_URI", uri)
-    monkeypatch.setenv("ATLAS_LANDING_DIR", str(tmp_path / "landing"))
-    monkeypatch.setenv("ATLAS_METADATA_DIR", str(ROOT / "metadata"))
-    (tmp_path / "landing" / "transactions").mkdir(parents=True)
     return open_lake(uri, s3_endpoint=endpoint)
 
 

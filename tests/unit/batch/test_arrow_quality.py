@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,11 +14,13 @@ import pytest
 from atlas_stream.batch.arrow_quality import BatchScorer
 from atlas_stream.batch.records import columns_from_records
 from atlas_stream.contracts import load_contract
-from atlas_stream.model import Dataset, Feature, QualityConfig, Rule, Transformation, parse_dtype
+from atlas_stream.model import Dataset, QualityConfig, Rule, Transformation, parse_dtype
 from atlas_stream.quality import DatasetScorer
 from atlas_stream.samples import SampleGenerator
 
-ROOT = Path(__file__).resolve().parents[2]
+from ...batch_samples import FUZZ_KINDS, NUMBER_TEXT, ROOT, TEXT, TS_TEXT, fuzz_value
+from ..builders import feat, sample_values
+
 UTC = timezone.utc
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -47,56 +47,12 @@ def assert_same(scorer: DatasetScorer, batch: BatchScorer, records: list[dict[st
     assert got.failure_counts == counts
 
 
-def sample_values(gen: SampleGenerator, n: int, when: datetime) -> list[Any]:
-    """The first ``n`` sample values that are valid JSON (objects or not)."""
-    out: list[Any] = []
-    while len(out) < n:
-        value, _ = gen.raw(when)
-        try:
-            out.append(orjson.loads(value))
-        except orjson.JSONDecodeError:
-            continue
-    return out
-
-
 def scorers(ds: Dataset) -> tuple[DatasetScorer, BatchScorer]:
     args = (ds.schema, ds.quality, ds.transformations, ds.source_features, ds.null_values)
     return DatasetScorer(*args), BatchScorer(*args)
 
 
-def feat(name: str, dtype: str, **kw: Any) -> Feature:
-    return Feature(name, parse_dtype(dtype), **kw)
-
-
 # ------------------------------------------------------------------ fuzzed values
-
-WS = ["", " ", "\t", "\u3000", "\x1c", "\u200b", "\n"]
-NUMBER_TEXT = ["12", "+12", "-0", "0012", "12.0", "12.", "12.5", ".5", "-.5", "1e3", "1E-2", "1_000", "0x10",
-               "inf", "nan", "99999999999999999999", "9223372036854775807", "9223372036854775808",
-               "-9223372036854775808", "1.005", "123456789.12", "12345678901.5", "0.000", "-0.00", "٣",
-               "1e999", "+", ".", "", "  7  ", "3.14159", "100.10", "1000000.001"]
-TS_TEXT = ["2025-06-01T11:00:00Z", "2025-06-01 11:00:00", "2025-06-01T11:00", "2025-06-01", "20250601",
-           "2025-06-01T11:00:00.123", "2025-06-01T11:00:00.123456", "2025-06-01T11:00:00.5",
-           "2025-06-01T11:00:00+02:00", "2025-06-01T11:00:00-05:30", "2025-06-01T11:00:00+0200",
-           "2025-02-29T00:00:00", "2024-02-29T00:00:00", "2025-13-01T00:00:00", "2025-06-01T24:00:00",
-           "2025-06-01T23:59:60", "0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00",
-           "2025-05-20T00:00:00Z", "2025-06-01t11:00", "2025-06-01T11", "not a date", "2025-W22-1",
-           "2025-06-01T11:00:00.1234567", "2025-06-01T11:00:00+23:59", "0000-01-01"]
-BOOL_TEXT = ["true", "TRUE", " yes ", "Y", "n", "0", "1", "on", "t", "F", "İ", "K", "no "]
-TEXT = ["Ann", "ann", "ANN", "Ünïcode", "straße", "  padded  ", "X" * 12, "A1", "ab\ncd", "Ab\x0b", "NA", "null",
-        "-", "N/A", "é", "US", "us", "TX-0000000001", "tx-0000000001"]
-
-
-def fuzz_value(rng: random.Random, kind: str, csv: bool) -> Any:
-    pool = {"number": NUMBER_TEXT, "timestamp": TS_TEXT, "bool": BOOL_TEXT, "text": TEXT}[kind]
-    if csv or rng.random() < 0.6:
-        text = rng.choice(pool)
-        if rng.random() < 0.15:
-            text = rng.choice(WS) + text + rng.choice(WS)
-        return text
-    return rng.choice([None, 0, 1, 12, -3, 12.0, 12.5, 1e20, 0.1 * 3, 2 ** 63, -(2 ** 53) - 1, True, False,
-                       "12", {"a": 1}, [1], Decimal("1.50"), 3.0e-7, 123.45])
-
 
 FUZZ_SCHEMA = (
     feat("i", "int", required=True, min=0.5, max=1000),
@@ -110,8 +66,6 @@ FUZZ_SCHEMA = (
     feat("ts", "timestamp", required=True, min="2025-01-01T00:00:00Z", max="2025-06-01T12:00:00+00:00",
          pattern=".*00:00"),
 )
-FUZZ_KINDS = {"i": "number", "b": "number", "f": "number", "d": "number", "d0": "number", "s": "text",
-              "flag": "bool", "day": "timestamp", "ts": "timestamp"}
 FUZZ_QUALITY = QualityConfig(
     rules=(Rule("sum", "i + f > 2"), Rule("ratio", "f / i < 10"), Rule("mod", "b % 3 == 1"),
            Rule("text", "s + 'x' != 'Annx' or flag"), Rule("time", "ts - ts == 0 and day - day == 0"),

@@ -16,7 +16,7 @@ from atlas_stream.errors import ConfigError
 from atlas_stream.model import Dataset, Destination, Feature, QualityConfig, parse_dtype
 from atlas_stream.sinks.elasticsearch import ElasticsearchSink, ElasticsearchUnavailable, index_name
 
-from .es_fixtures import NoidaElasticsearch
+from ..es_fixtures import NoidaElasticsearch
 
 FEATURES = (
     Feature("id", parse_dtype("bigint"), required=True),

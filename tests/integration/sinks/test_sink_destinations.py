@@ -17,12 +17,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from atlas_stream.lake import parse_committed_name
 from atlas_stream.sinks.lakefs import open_lake
 
-from .harness import consume, parse, produce
-from .lake_fixtures import TcpProxy
-from .sinkcheck import TIERS, lake_rows, mixed, tier_positions, wait_for
+from ..harness import consume, parse, produce
+from ..itest_orders import RAW, TOPICS
+from ..lake_fixtures import TcpProxy
+from ..sinkcheck import TIERS, lake_rows, mixed, tier_positions, wait_for
 
-RAW = "atlas.itest.orders.raw"
-TOPICS = {t: f"atlas.itest.orders.{t}" for t in TIERS}
 FAST = {"ATLAS_SINK_FLUSH_SECONDS": "1", "ATLAS_SINK_ROTATE_SECONDS": "2", "ATLAS_ES_LINGER_SECONDS": "0.5"}
 
 

@@ -5,67 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from .harness import consume, parse, produce
-
-RAW = "atlas.itest.orders.raw"
-TIERS = {t: f"atlas.itest.orders.{t}" for t in ("gold", "silver", "bronze", "rejected")}
-DLQ = "atlas.itest.dlq"
-EVENTS = "atlas.events"
-
-
-def _now(delta: timedelta = timedelta()) -> str:
-    return (datetime.now(timezone.utc) + delta).isoformat()
-
-
-def _rec(**fields: Any) -> dict[str, Any]:
-    base = {"order_id": "O-1", "amount": 10.5, "quantity": 1, "currency": "USD", "note": "ok",
-            "created_at": _now()}
-    base.update(fields)
-    return {k: v for k, v in base.items() if v is not ...}
-
-
-# (name, raw value, expected topic, expected failures or DLQ error fragment)
-CASES: list[tuple[str, bytes | None, str, Any]] = [
-    ("gold", orjson.dumps(_rec(currency=" usd ")), "gold", []),
-    ("silver_long_note", orjson.dumps(_rec(order_id="O-2", note="far too long a note")), "silver", ["max_length:note"]),
-    ("silver_rule", orjson.dumps(_rec(order_id="O-3", amount=6000, quantity=1)), "silver", ["rule:big_orders_have_quantity"]),
-    ("bronze", orjson.dumps(_rec(order_id="O-4", quantity="x", currency="JPY", note="far too long a note",
-                                 created_at=_now(-timedelta(hours=2)), coupon="SPRING")),
-     "bronze", ["type:quantity", "allowed:currency", "max_length:note", "schema", "freshness"]),
-    ("rejected_missing_id", orjson.dumps(_rec(order_id=...)), "rejected", ["completeness:order_id"]),
-    ("rejected_bool_amount", orjson.dumps(_rec(order_id="O-5", amount=True)), "rejected", ["type:amount"]),
-    ("numeric_strings", orjson.dumps(_rec(order_id="O-6", amount="12.5", quantity="3")), "gold", []),
-    ("nested_value", orjson.dumps(_rec(order_id="O-7", note={"a": [[[[{"b": 1}]]]]})), "silver", ["type:note"]),
-    ("not_json", b"definitely not json", "dlq", "not valid JSON"),
-    ("json_array", b'[{"order_id": "O-8"}]', "dlq", "JSON array"),
-    ("json_scalar", b"42", "dlq", "JSON int"),
-    ("tombstone", None, "dlq", "tombstone"),
-    ("deep_nesting", b'{"order_id": "O-9", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "dlq", "nested"),
-    ("one_mb_string", orjson.dumps(_rec(order_id="O-10", note="x" * 1_000_000)), "dlq", "ATLAS_MAX_MESSAGE_BYTES"),
-]
-
+from ..harness import changelog_totals, consume, parse, produce
+from ..itest_orders import CASES, DLQ, EVENTS, RAW, TOPICS, order_record
 
 def _positions(messages: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, int, int]]:
     return [(m["source"]["topic"], m["source"]["partition"], m["source"]["offset"]) for _, m in messages]
-
-
-def _changelog_totals(messages: list[Any]) -> Counter[str]:
-    """Latest value per table key (what a recovering worker would load), summed over partitions."""
-    latest: dict[str, int] = {}
-    for m in messages:
-        latest[json.loads(m.key)] = json.loads(m.value) if m.value is not None else 0
-    totals: Counter[str] = Counter()
-    for key, count in latest.items():
-        _partition, subject, tier = key.split("|", 2)
-        totals[f"{subject}|{tier}"] += count
-    return totals
 
 
 def test_every_raw_record_lands_once_in_the_right_tier(kafka, metadata_dir: Path, start_worker) -> None:
@@ -76,7 +26,7 @@ def test_every_raw_record_lands_once_in_the_right_tier(kafka, metadata_dir: Path
         positions += asyncio.run(produce(kafka.bootstrap, RAW, [value], key=key))
     expected_positions = {(RAW, p, o) for p, o in positions}
 
-    out_topics = [*TIERS.values(), DLQ]
+    out_topics = [*TOPICS.values(), DLQ]
     got = parse(asyncio.run(consume(kafka.bootstrap, out_topics, lambda ms: len(ms) >= len(CASES), timeout=90)))
 
     # Nothing lost, nothing duplicated: every raw offset in exactly one output.
@@ -92,7 +42,7 @@ def test_every_raw_record_lands_once_in_the_right_tier(kafka, metadata_dir: Path
             assert expectation in msg["error"], (name, msg["error"])
             assert msg["dataset"] == "orders"
             continue
-        assert topic == TIERS[tier], (name, topic, msg["quality"])
+        assert topic == TOPICS[tier], (name, topic, msg["quality"])
         assert msg["quality"]["tier"] == tier, name
         assert msg["quality"]["failures"] == expectation, name
         q = msg["quality"]
@@ -121,11 +71,11 @@ def test_a_bad_record_in_a_micro_batch_leaves_its_neighbours_alone(kafka, metada
     asyncio.run(ensure_topics([kafka.bootstrap], [RAW], partitions=2, replication=1))
     values: list[bytes | None] = []
     for i, (_, value, _, _) in enumerate(CASES):
-        values += [orjson.dumps(_rec(order_id=f"O-{100 + 2 * i}")), value, orjson.dumps(_rec(order_id=f"O-{101 + 2 * i}"))]
+        values += [orjson.dumps(order_record(order_id=f"O-{100 + 2 * i}")), value, orjson.dumps(order_record(order_id=f"O-{101 + 2 * i}"))]
     positions = asyncio.run(produce(kafka.bootstrap, RAW, values, key=b"one-partition"))
     start_worker(kafka, metadata_dir, app_id="atlas-micro-batch")
 
-    got = parse(asyncio.run(consume(kafka.bootstrap, [*TIERS.values(), DLQ], lambda ms: len(ms) >= len(values),
+    got = parse(asyncio.run(consume(kafka.bootstrap, [*TOPICS.values(), DLQ], lambda ms: len(ms) >= len(values),
                                     timeout=90)))
     seen = _positions(got)
     assert sorted(seen) == sorted((RAW, p, o) for p, o in positions), "lost or duplicated records"
@@ -133,22 +83,22 @@ def test_a_bad_record_in_a_micro_batch_leaves_its_neighbours_alone(kafka, metada
     for i, (name, _, tier, expectation) in enumerate(CASES):
         before, bad, after = (by_pos[(RAW, *positions[3 * i + k])] for k in range(3))
         for topic, msg in (before, after):
-            assert topic == TIERS["gold"] and msg["quality"]["failures"] == [], (name, msg["quality"])
+            assert topic == TOPICS["gold"] and msg["quality"]["failures"] == [], (name, msg["quality"])
         topic, msg = bad
         if tier == "dlq":
             assert topic == DLQ and expectation in msg["error"], (name, topic, msg.get("error"))
         else:
-            assert topic == TIERS[tier] and msg["quality"]["failures"] == expectation, (name, topic)
+            assert topic == TOPICS[tier] and msg["quality"]["failures"] == expectation, (name, topic)
 
 
 def test_tier_messages_keyed_dlq_keeps_bytes_and_stats_add_up(kafka, metadata_dir: Path, start_worker) -> None:
     start_worker(kafka, metadata_dir, app_id="atlas-stats")
-    good = [orjson.dumps(_rec(order_id=f"O-{i}")) for i in range(30)]
+    good = [orjson.dumps(order_record(order_id=f"O-{i}")) for i in range(30)]
     bad = [b"\x00\x01 not json %d" % i for i in range(5)]
     asyncio.run(produce(kafka.bootstrap, RAW, good + bad))
 
-    msgs = asyncio.run(consume(kafka.bootstrap, [TIERS["gold"], DLQ], lambda ms: len(ms) >= 35, timeout=90))
-    gold = [m for m in msgs if m.topic == TIERS["gold"]]
+    msgs = asyncio.run(consume(kafka.bootstrap, [TOPICS["gold"], DLQ], lambda ms: len(ms) >= 35, timeout=90))
+    gold = [m for m in msgs if m.topic == TOPICS["gold"]]
     dead = [m for m in msgs if m.topic == DLQ]
     assert len(gold) == 30 and len(dead) == 5
     assert sorted(m.key for m in gold) == sorted(f"O-{i}".encode() for i in range(30))
@@ -158,11 +108,11 @@ def test_tier_messages_keyed_dlq_keeps_bytes_and_stats_add_up(kafka, metadata_di
 
     # The stats tables' changelogs hold exactly these counts.
     def done(ms: list[Any]) -> bool:
-        totals = _changelog_totals(ms)
+        totals = changelog_totals(ms)
         return totals["itest.orders|gold"] == 30 and totals["itest.orders|dlq"] == 5
 
     changelog = asyncio.run(consume(kafka.bootstrap, ["atlas-stats-tier_counts-changelog"], done, timeout=60))
-    totals = _changelog_totals(changelog)
+    totals = changelog_totals(changelog)
     assert totals == Counter({"itest.orders|gold": 30, "itest.orders|dlq": 5})
 
 
@@ -195,8 +145,8 @@ def test_schema_registry_refuses_incompatible_change_and_keeps_previous(kafka, m
     assert any("customer_id" in p for p in refused[0]["problems"])
 
     # Records are still scored against version 1: customer_id is an unknown field there.
-    asyncio.run(produce(kafka.bootstrap, RAW, [orjson.dumps(_rec(order_id="O-77", customer_id="C-1"))]))
-    msgs = parse(asyncio.run(consume(kafka.bootstrap, [TIERS["silver"]], lambda ms: len(ms) >= 1)))
+    asyncio.run(produce(kafka.bootstrap, RAW, [orjson.dumps(order_record(order_id="O-77", customer_id="C-1"))]))
+    msgs = parse(asyncio.run(consume(kafka.bootstrap, [TOPICS["silver"]], lambda ms: len(ms) >= 1)))
     assert msgs[0][1]["schema"]["version"] == 1
     assert msgs[0][1]["quality"]["failures"] == ["schema"]
     worker.stop()
@@ -207,7 +157,7 @@ def test_schema_registry_refuses_incompatible_change_and_keeps_previous(kafka, m
     start_worker(kafka, metadata_dir, app_id="atlas-registry")
     events = _events(kafka.bootstrap, "schema.registered", "itest.orders", 2)
     assert [e["version"] for e in events if e["type"] == "schema.registered"] == [1, 2]
-    asyncio.run(produce(kafka.bootstrap, RAW, [orjson.dumps(_rec(order_id="O-78", customer_id="C-2"))]))
-    msgs = parse(asyncio.run(consume(kafka.bootstrap, [TIERS["gold"]], lambda ms: len(ms) >= 1)))
+    asyncio.run(produce(kafka.bootstrap, RAW, [orjson.dumps(order_record(order_id="O-78", customer_id="C-2"))]))
+    msgs = parse(asyncio.run(consume(kafka.bootstrap, [TOPICS["gold"]], lambda ms: len(ms) >= 1)))
     assert msgs[0][1]["schema"]["version"] == 2
     assert msgs[0][1]["record"]["customer_id"] == "C-2"
