@@ -23,7 +23,7 @@ from .harness import ROOT, Worker, consume, poller_env, produce, worker_env
 from .secrets_check import leaks, secret
 from .tls_fixtures import SecureKafka, secure_kafka  # noqa: F401
 
-TIERS = ("gold", "silver", "bronze", "rejected")
+from atlas_stream.model import TIERS  # noqa: E402
 EXTERNAL = "ext.secure.orders"
 
 
