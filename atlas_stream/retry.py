@@ -86,12 +86,7 @@ async def retry_async(op: Callable[[], Awaitable[T]], *, retry_on: tuple[type[Ba
         try:
             return await op()
         except retry_on as exc:
-            delay = backoff.next()
-            if backoff.exhausted():
-                raise
-            if on_retry is not None:
-                on_retry(exc, backoff.failures, delay)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(_after_failure(backoff, exc, on_retry))
 
 
 def retry_sync(op: Callable[[], T], *, retry_on: tuple[type[BaseException], ...],
@@ -104,9 +99,15 @@ def retry_sync(op: Callable[[], T], *, retry_on: tuple[type[BaseException], ...]
         try:
             return op()
         except retry_on as exc:
-            delay = backoff.next()
-            if backoff.exhausted():
-                raise
-            if on_retry is not None:
-                on_retry(exc, backoff.failures, delay)
-            sleep(delay)
+            sleep(_after_failure(backoff, exc, on_retry))
+
+
+def _after_failure(backoff: Backoff, exc: BaseException,
+                   on_retry: Callable[[BaseException, int, float], None] | None) -> float:
+    """Count a failure: re-raise ``exc`` when the policy gives up, else report and return the wait."""
+    delay = backoff.next()
+    if backoff.exhausted():
+        raise exc
+    if on_retry is not None:
+        on_retry(exc, backoff.failures, delay)
+    return delay
