@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import faust
 from faust.exceptions import PartitionsMismatch
+from faust.types import TP
 
 from atlas_stream.app import app, catalog, settings
 from atlas_stream.channels import events, raw_records
@@ -154,9 +155,10 @@ async def _expected(topic: str, partition: int) -> int | None:
 
 
 Raw = tuple[str, int, int, float, "bytes | None", "bytes | None"]  # topic, partition, offset, ts, key, value
+Gap = tuple[TP, int, int]  # a partition and the first and last offset of records a jump skipped
 
 
-async def _fill_skipped(topic: str, partition: int, offset: int) -> list[Raw]:
+async def _fill_skipped(topic: str, partition: int, offset: int, gaps: list[Gap]) -> list[Raw]:
     """The records a jump of the stream left out, read straight from the topic, in order.
 
     faust-streaming 0.15.3's fetcher can race with the seek that recovery performs after a
@@ -174,6 +176,7 @@ async def _fill_skipped(topic: str, partition: int, offset: int) -> list[Raw]:
         return []  # a real gap (compaction, transaction markers, retention)
     log.warning("%s[%d]: the stream jumped from %d to %d; scoring the %d records between from the topic",
                 topic, partition, expected, offset, offset - expected)
+    gaps.append((TP(topic, partition), expected, offset - 1))
     missing: list[Raw] = []
     async for chunk in _probe.read_range(topic, partition, expected, offset):
         for rec in chunk:
@@ -190,14 +193,14 @@ _probe = Probe(settings.bootstrap_servers)
 BATCH_MAX = 1000
 
 
-async def _to_score(events: list[Any]) -> list[Raw]:
-    """The raw records of a micro-batch to score, in order: records a fetch jump skipped first,
-    second deliveries left out."""
+async def _to_score(events: list[Any], gaps: list[Gap]) -> list[Raw]:
+    """The raw records of a micro-batch to score, in order: records a fetch jump skipped first
+    (their offsets go to ``gaps``, to be acked with the batch), second deliveries left out."""
     todo: list[Raw] = []
     for event in events:
         msg = event.message
         timestamp = msg.timestamp if msg.timestamp and msg.timestamp > 0 else time.time()  # Faust: seconds
-        todo += await _fill_skipped(msg.topic, msg.partition, msg.offset)
+        todo += await _fill_skipped(msg.topic, msg.partition, msg.offset, gaps)
         if _already_scored(msg.topic, msg.partition, msg.offset, timestamp):
             log.info("skipped a second delivery of %s[%d]@%d", msg.topic, msg.partition, msg.offset)
             continue
@@ -259,10 +262,23 @@ async def _score(todo: list[Raw]) -> list[Any]:
 RECORDS_IN_FLIGHT = 8 * BATCH_MAX
 
 
-async def _ack_when_sent(stream: Any, events: list[Any], sent: list[Any]) -> None:
+async def _ack_gaps(gaps: list[Gap]) -> None:
+    """Tell Faust that the offsets of records a jump skipped are done (scored from the topic).
+
+    Faust commits only up to the first offset that is neither acked nor in a recorded gap. A jump
+    right after start-up or a rebalance can come before Faust knows the partition's read offset,
+    and then it records no gap: it would never commit that partition again. Under exactly_once
+    that left every later transaction open (outputs scored, never visible to read_committed
+    readers: tests/integration/stream/test_stream_exactly_once.py, 1 run in 2)."""
+    for tp, first, last in gaps:
+        await cast(FetchConsumer, app.consumer)._add_gap(tp, first, last)
+
+
+async def _ack_when_sent(stream: Any, events: list[Any], sent: list[Any], gaps: list[Gap]) -> None:
     """Ack a micro-batch's events once the broker has acknowledged every output: only then can
     Faust commit their offsets (it commits the highest offset below which all are acked)."""
     await asyncio.gather(*sent)
+    await _ack_gaps(gaps)
     for event in events:
         await stream.ack(event)
 
@@ -295,7 +311,9 @@ async def score_raw_records(stream: Any) -> None:
                 if rt is not None and not schema_registry.get(rt.subject):
                     await _registered(rt.subject)
             async with consumer.commit_gate:
-                await _score(await _to_score(batch))
+                gaps: list[Gap] = []
+                await _score(await _to_score(batch, gaps))
+                await _ack_gaps(gaps)
                 for done in batch:
                     await stream.ack(done)
                 # The statistics join the same transactions: faust-streaming 0.15.3 commits
@@ -306,8 +324,9 @@ async def score_raw_records(stream: Any) -> None:
                 _flush()
                 await app.producer.buffer.flush()
         else:
-            in_flight.append((asyncio.ensure_future(_ack_when_sent(stream, batch, await _score(await _to_score(batch)))),
-                              len(batch)))
+            gaps = []
+            sent = await _score(await _to_score(batch, gaps))
+            in_flight.append((asyncio.ensure_future(_ack_when_sent(stream, batch, sent, gaps)), len(batch)))
             records_in_flight += len(batch)
         batch = []
         # Acknowledgements come back in order (one produce request per partition at a time), so

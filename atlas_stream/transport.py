@@ -47,8 +47,18 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
                 # Fetch outside the wait: getmany itself waits while the flow is suspended.
                 fetched = [pair async for pair in self.getmany(timeout=1.0)]
                 await self.sleep(0)
-                if fetched and not self.should_stop:
-                    await self.wait_first(self._deliver(fetched), self.suspend_flow.wait())
+                while fetched and not self.should_stop:
+                    at = [len(fetched)]
+                    await self.wait_first(self._deliver(fetched, at), self.suspend_flow.wait())
+                    if at[0] >= len(fetched) or self.suspend_flow.is_set():
+                        break
+                    # A commit is due before message at[0]. It runs here, outside the wait, as in
+                    # Faust's own loop: a rebalance cancels the delivery, never a commit halfway
+                    # (under exactly_once, between sending the offsets to a transaction and
+                    # committing it).
+                    self._n_acked = 0
+                    await self.commit()
+                    fetched = fetched[at[0]:]
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -66,15 +76,17 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
-    async def _deliver(self, fetched: list[tuple[TP, Message]]) -> None:
+    async def _deliver(self, fetched: list[tuple[TP, Message]], at: list[int]) -> None:
         """Faust's per-message steps, unchanged: skip what was read already, record a gap in the
-        offsets as acked, commit every ``broker_commit_every`` acks, hand the message over."""
+        offsets as acked, hand the message over. When ``broker_commit_every`` acks call for a
+        commit, it stops before the message and leaves its index in ``at[0]`` (the caller commits,
+        outside the cancellable wait, and delivers the rest)."""
         callback = self.callback
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
         acks_enabled_for = self.app.topics.acks_enabled_for
         since_yield = 0
-        for tp, message in fetched:
+        for index, (tp, message) in enumerate(fetched):
             since_yield += 1
             if since_yield > 100:
                 await asyncio.sleep(0)
@@ -83,12 +95,12 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
             r_offset = get_read_offset(tp)
             if r_offset is not None and offset < r_offset:
                 continue
+            if self._commit_every is not None and self._n_acked >= self._commit_every:
+                at[0] = index  # before the gap is recorded: this message is handled again after
+                return
             gap = offset - (r_offset or 0)
             if gap > 1 and r_offset and acks_enabled_for(message.topic):
                 await self._add_gap(tp, r_offset + 1, offset)
-            if self._commit_every is not None and self._n_acked >= self._commit_every:
-                self._n_acked = 0
-                await self.commit()
             await callback(message)
             set_read_offset(tp, offset)
 
