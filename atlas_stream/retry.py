@@ -1,4 +1,4 @@
-"""The one retry policy: exponential, capped, with full jitter, for sources, sinks and the lake.
+"""The one retry policy: exponential, capped, with equal jitter, for sources, sinks and the lake.
 
 Every loop that waits out an outage (a database, a REST API, Elasticsearch, the lake, a Kafka read)
 draws its delays from a :class:`Backoff`. The jitter matters: after an outage every worker of a
