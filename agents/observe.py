@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from atlas_stream import taskdump
 from atlas_stream.app import app
 from atlas_stream.channels import events, source_statuses
 from atlas_stream.stats import stat_key
@@ -36,6 +37,33 @@ def _prune(partition: int, newest: int) -> None:
     stale = [k for k in list(event_log.keys()) if k.startswith(prefix) and int(k.split("|", 1)[1]) <= cutoff]
     for key in stale:
         del event_log[key]
+
+
+@app.task
+async def log_tasks_on_sigusr2() -> None:
+    """``kill -USR2 <worker pid>`` logs where every asyncio task waits (atlas_stream/taskdump.py)."""
+    taskdump.install(_consumer_state)
+
+
+def _consumer_state() -> str:
+    """Faust's and aiokafka's view of the partitions, for the SIGUSR2 dump: a partition that is
+    assigned but neither active nor fetched is where a stalled stream stops."""
+    consumer = app.consumer
+    lines = ["CONSUMER",
+             f"    assigned: {_tps(consumer.assignment())}",
+             f"    active (Faust fetches): {_tps(consumer._active_partitions or ())}",
+             f"    paused (Faust): {_tps(consumer._paused_partitions)}",
+             f"    buffered (stream buffer full): {_tps(consumer._buffered_partitions)}",
+             f"    read offsets: {dict(sorted((f'{t.topic}[{t.partition}]', o) for t, o in consumer._read_offset.items()))}",
+             f"    flow active: {consumer.flow_active}, suspend flow: {consumer.suspend_flow.is_set()}"]
+    inner = getattr(getattr(consumer, "_thread", None), "_consumer", None)
+    if inner is not None:
+        lines.append(f"    paused (aiokafka): {_tps(inner.paused())}")
+    return "\n".join(lines)
+
+
+def _tps(tps: Any) -> str:
+    return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in tps if not tp.topic.endswith("-changelog"))) or "-"
 
 
 @app.agent(events)

@@ -4,6 +4,7 @@ offsets started again, and a real gap from records it has not read yet."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Literal, Sequence
 
@@ -14,6 +15,8 @@ from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 from ..kafka_security import KafkaSecurity, client_kwargs
 
 __all__ = ["Probe", "ProbeResult", "ProbeStatus"]
+
+log = logging.getLogger(__name__)
 
 #: What a probe found at an offset (see ProbeResult).
 ProbeStatus = Literal["found", "later", "out_of_range", "unknown"]
@@ -52,10 +55,11 @@ class Probe:
         tp = TopicPartition(topic, partition)
         consumer = self._consumer(auto_offset_reset="none")
         try:
-            await consumer.start()
-            consumer.assign([tp])
-            start = (await consumer.beginning_offsets([tp]))[tp]
-            end = (await consumer.end_offsets([tp]))[tp]
+            async with asyncio.timeout(self.timeout):
+                await consumer.start()
+                consumer.assign([tp])
+                start = (await consumer.beginning_offsets([tp]))[tp]
+                end = (await consumer.end_offsets([tp]))[tp]
             if offset < start or offset >= end:
                 return ProbeResult("out_of_range", end=end)
             consumer.seek(tp, offset)
@@ -72,19 +76,27 @@ class Probe:
         except (KafkaError, OSError, asyncio.TimeoutError):
             return ProbeResult("unknown")
         finally:
-            await consumer.stop()
+            await _stop(consumer, self.timeout)
 
     async def committed(self, group: str, topic: str, partition: int) -> int | None:
-        """The consumer group's committed offset (read without joining the group)."""
+        """The consumer group's committed offset (read without joining the group); None when
+        there is none or the broker did not answer within the timeout.
+
+        Bounded as a whole: aiokafka retries a coordinator lookup and an offset fetch without
+        limit while the broker answers with a retriable error, which must not hold up a caller
+        (the scoring agent asks this on a partition's first record after an assignment)."""
         consumer = self._consumer(group_id=group)
         try:
-            await consumer.start()
-            offset = await consumer.committed(TopicPartition(topic, partition))
+            async with asyncio.timeout(self.timeout):
+                await consumer.start()
+                offset = await consumer.committed(TopicPartition(topic, partition))
             return int(offset) if offset is not None and offset >= 0 else None
-        except (KafkaError, OSError, asyncio.TimeoutError):
+        except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("%s[%d]: the committed offset of group %s could not be read (%s)", topic, partition,
+                        group, type(exc).__name__)
             return None
         finally:
-            await consumer.stop()
+            await _stop(consumer, self.timeout)
 
     async def read_range(self, topic: str, partition: int, start: int, end: int,
                          batch: int = 5000) -> AsyncIterator[list[Any]]:
@@ -92,8 +104,9 @@ class Probe:
         batches of at most ``batch``."""
         tp = TopicPartition(topic, partition)
         consumer = self._consumer(auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024)
-        await consumer.start()
         try:
+            async with asyncio.timeout(self.timeout):
+                await consumer.start()
             consumer.assign([tp])
             consumer.seek(tp, start)
             out: list[Any] = []
@@ -119,7 +132,17 @@ class Probe:
                         yield out
                     return
         finally:
+            await _stop(consumer, self.timeout)
+
+
+async def _stop(consumer: AIOKafkaConsumer, timeout: float) -> None:
+    """Stop a probe's consumer, giving up after ``timeout`` (its connections are closed with it
+    when the loop collects it; a probe never waits on a broker without limit)."""
+    try:
+        async with asyncio.timeout(timeout):
             await consumer.stop()
+    except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+        log.warning("a probe consumer did not stop cleanly (%s)", type(exc).__name__)
 
 
 def _decode(value: bytes | None) -> Any:

@@ -24,6 +24,11 @@ from atlas_stream.kafka_admin import partitions_of
 ROOT = Path(__file__).resolve().parents[2]
 
 
+#: The tasks that move records from the raw topics to the lake: where a stalled worker waits.
+STREAM_TASKS = ("score_raw_records", "_drain_messages", "_handle_pending", "sink_tier_records",
+                "close_sink_windows", "_ack_when_sent", "_commit_livelock_detector")
+
+
 class Worker:
     """``python -m atlas_stream worker`` as a subprocess with its own log file."""
 
@@ -43,6 +48,24 @@ class Worker:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def log_with_tasks(self) -> str:
+        """The log after asking the worker where its asyncio tasks wait (SIGUSR2:
+        atlas_stream/taskdump.py): what a timed-out test shows to explain a stall."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGUSR2)
+            time.sleep(2.0)
+        return self.log()
+
+    def stuck_tasks(self, names: Iterable[str] = STREAM_TASKS) -> str:
+        """After :meth:`log_with_tasks`: the await chains of the tasks that name one of ``names``."""
+        dump = self.log().rsplit("asyncio tasks (SIGUSR2):\n", 1)
+        if len(dump) < 2:
+            return "(no task dump in the log)"
+        blocks = dump[1].split("\nEND OF TASKS", 1)[0].split("TASK ")
+        state = blocks[-1].split("CONSUMER\n", 1)
+        tasks = "".join(f"TASK {b}" for b in blocks if any(n in b for n in names)) or "(none of the tasks)\n"
+        return tasks + (f"CONSUMER\n{state[1]}" if len(state) == 2 else "")
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout

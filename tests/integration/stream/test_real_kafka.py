@@ -67,6 +67,16 @@ def _expected_tiers(positions: list[tuple[int, int]]) -> dict[tuple[str, int, in
     return {(RAW, p, o): KIND_TIER.get(i % 10, "gold") for i, (p, o) in enumerate(positions)}
 
 
+def _missing(expected: dict[tuple[str, int, int], str], rows: list[Any]) -> str:
+    """Which raw positions the lake lacks, per partition as offset ranges: where a stall stopped."""
+    got = {(r[1], r[2], r[3]) for r in rows}
+    by_partition: dict[int, list[int]] = {}
+    for _topic, partition, offset in sorted(set(expected) - got):
+        by_partition.setdefault(partition, []).append(offset)
+    parts = [f"partition {p}: {len(offs)} missing, offsets {offs[0]}..{offs[-1]}" for p, offs in by_partition.items()]
+    return "lake lacks " + ("; ".join(parts) or "nothing")
+
+
 def test_exactly_once_survives_kill_9_and_read_committed_sees_each_record_once(kafka, metadata_dir: Path,
                                                                                start_worker) -> None:
     """ATLAS_PROCESSING_GUARANTEE=exactly_once: a worker SIGKILLed three times while records
@@ -128,7 +138,12 @@ def test_a_killed_worker_hands_its_partitions_over_and_the_lake_holds_every_reco
     def landed() -> bool:
         return {(r[1], r[2], r[3]) for r in lake_rows(lake)} >= set(expected)
 
-    wait_for("every record in the lake", landed, timeout=240, every=2.0, log=b.log)
+    try:
+        wait_for("every record in the lake", landed, timeout=240, every=2.0, log=b.log)
+    except AssertionError as e:
+        b.log_with_tasks()
+        raise AssertionError(f"{_missing(expected, lake_rows(lake))}\n--- stream tasks of the worker that "
+                             f"took over ---\n{b.stuck_tasks()}\n{e}") from None
     time.sleep(3)  # anything written twice would land now
     rows = lake_rows(lake)
     assert duplicates(rows) == []
