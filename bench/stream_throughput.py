@@ -99,6 +99,18 @@ async def _consumer(bootstrap: str, topics: list[str],
     return consumer, tps
 
 
+async def raw_records(bootstrap: str) -> int:
+    """How many records the raw topic holds now: the pre-loaded ones plus the paced records of
+    the programs measured before (the relay's paced run goes into the same raw topic)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(RAW, p) for p in range(PARTITIONS)]
+        return sum((await consumer.end_offsets(tps)).values())
+    finally:
+        await consumer.stop()
+
+
 def _check(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is not None:
         raise SystemExit(f"{proc.args!r} exited with code {proc.returncode}: see its log")
@@ -269,7 +281,10 @@ def main() -> None:
             proc = start(cmd, {**env, **extra}, tmp / f"{name}.log")
             spy = profile(proc, tmp / f"{name}.pyspy.txt") if args.profile and name != "a" else None
             try:
-                results[name], cpu_us = asyncio.run(throughput(broker.bootstrap, topics, args.records, proc))
+                # Every raw record, not just the pre-loaded ones: the paced run must start at a quiet
+                # moment, not while the program still works through what an earlier paced run added.
+                backlog = asyncio.run(raw_records(broker.bootstrap))
+                results[name], cpu_us = asyncio.run(throughput(broker.bootstrap, topics, backlog, proc))
                 if spy is not None:
                     spy.send_signal(signal.SIGINT)
                     spy.wait(60)
