@@ -48,7 +48,7 @@ async def log_tasks_on_sigusr2() -> None:
 def _consumer_state() -> str:
     """Faust's and aiokafka's view of the partitions, for the SIGUSR2 dump: a partition that is
     assigned but neither active nor fetched is where a stalled stream stops."""
-    consumer = app.consumer
+    consumer: Any = app.consumer  # Faust's consumer internals (atlas_stream.transport.FetchConsumer)
     lines = ["CONSUMER",
              f"    assigned: {_tps(consumer.assignment())}",
              f"    active (Faust fetches): {_tps(consumer._active_partitions or ())}",
