@@ -13,8 +13,6 @@ import json
 import os
 import sys
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Iterator, Protocol
 
@@ -28,10 +26,11 @@ from ..settings import Settings
 from ..sinks.lakefs import LakeConfig
 from ..topics import raw_topic
 from .arrow_values import json_default
+from .overlap import Overlapped
 from .progress import Progress, Summary
 from .readers import FileInput, RawBatch
 from .records import records_from_columns
-from .scoring import Scored, TierSplit, add_counts
+from .scoring import TierSplit, add_counts
 from .writer import LakeWriter
 
 __all__ = ["BATCH_KINDS", "run_batch", "run_id"]
@@ -39,8 +38,11 @@ __all__ = ["BATCH_KINDS", "run_batch", "run_id"]
 BATCH_KINDS = ("fs", "rdbms")
 #: Rows per batch for Parquet, JSON and databases when neither --fetch-size nor the contract says.
 DEFAULT_ROWS = 50_000
-#: Threads scoring batches while the main thread reads and writes.
+#: Threads scoring batches while a reader thread reads and the main thread writes.
 WORKERS = max(1, min(4, os.cpu_count() or 1))
+#: Scored (or being scored) batches waiting for the main thread: with the one it writes and the
+#: one the reader holds, ``WORKERS + 1`` batches in memory.
+AHEAD = max(1, WORKERS - 1)
 
 
 class Input(Protocol):
@@ -138,37 +140,24 @@ def run_id(started: datetime) -> str:
 
 
 def _to_lake(source: Input, key: str, ds: Dataset, settings: Settings, started: datetime, summary: Summary) -> None:
-    """Read, score and write one dataset. Batches are scored by a small thread pool (Arrow's
-    kernels release the GIL) while this thread writes the previous ones, in input order; at most
-    ``WORKERS + 1`` batches are in memory at a time."""
+    """Read, score and write one dataset. A reader thread reads the batches and hands them to a
+    small scoring pool (pyarrow's CSV reader and kernels release the GIL) while this thread
+    writes the scored ones (Parquet encoding releases it too), in input order; at most
+    ``WORKERS + 1`` batches are in memory at a time (:class:`~.overlap.Overlapped`)."""
     split = TierSplit(ds, started)
     lake = LakeConfig.from_settings(settings).open()
     writer = LakeWriter(lake, ds, split.schema, key, run_id(started), started.date().isoformat())
     writer.check()
     progress = Progress(ds.subject, source.total, source.unit)
-
-    def finish(raw: RawBatch, job: Future[Scored | None]) -> None:
-        stats = _count(summary, ds, raw)
-        scored = job.result()
-        if scored is not None:
-            add_counts(stats, scored.tiers, scored.failures)
-            for tier, part in scored.parts:
-                writer.write(tier, part)
-        progress.update(raw.n, raw.done, source.total)
-
-    pending: deque[tuple[RawBatch, Future[Scored | None]]] = deque()
     try:
-        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="atlas-batch") as pool:
-            try:
-                for raw in source.batches():
-                    pending.append((raw, pool.submit(split.score, raw)))
-                    while len(pending) > WORKERS:
-                        finish(*pending.popleft())
-                while pending:
-                    finish(*pending.popleft())
-            finally:
-                for _, job in pending:
-                    job.cancel()
+        with Overlapped(source.batches(), split.score, WORKERS, AHEAD) as batches:
+            for raw, scored in batches:
+                stats = _count(summary, ds, raw)
+                if scored is not None:
+                    add_counts(stats, scored.tiers, scored.failures)
+                    for tier, part in scored.parts:
+                        writer.write(tier, part)
+                progress.update(raw.n, raw.done, source.total)
         summary.dataset(ds.name)["files"] += writer.commit()
     except BaseException:
         writer.abort()
