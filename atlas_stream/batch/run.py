@@ -30,7 +30,7 @@ from .overlap import Overlapped
 from .progress import Progress, Summary
 from .readers import FileInput, RawBatch
 from .records import records_from_columns
-from .scoring import TierSplit, add_counts
+from .scoring import Scored, TierSplit, add_counts
 from .writer import LakeWriter
 
 __all__ = ["BATCH_KINDS", "run_batch", "run_id"]
@@ -41,8 +41,9 @@ DEFAULT_ROWS = 50_000
 #: Threads scoring batches while a reader thread reads and the main thread writes.
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 #: Scored (or being scored) batches waiting for the main thread: with the one it writes and the
-#: one the reader holds, ``WORKERS + 1`` batches in memory.
-AHEAD = max(1, WORKERS - 1)
+#: one the reader holds, ``WORKERS + 3`` batches in memory. Room for more than one per worker:
+#: while the main thread writes a row group (every ~9 batches) the workers go on scoring.
+AHEAD = WORKERS + 1
 
 
 class Input(Protocol):
@@ -160,14 +161,20 @@ def _to_lake(source: Input, key: str, ds: Dataset, settings: Settings, started: 
     """Read, score and write one dataset. A reader thread reads the batches and hands them to a
     small scoring pool (pyarrow's CSV reader and kernels release the GIL) while this thread
     writes the scored ones (Parquet encoding releases it too), in input order; at most
-    ``WORKERS + 1`` batches are in memory at a time (:class:`~.overlap.Overlapped`)."""
+    ``WORKERS + 3`` batches are in memory at a time (:class:`~.overlap.Overlapped`)."""
     split = TierSplit(ds, started)
     lake = LakeConfig.from_settings(settings).open()
     writer = LakeWriter(lake, ds, split.schema, key, run_id(started), started.date().isoformat())
     writer.check()
     progress = Progress(ds.subject, source.total, source.unit)
+
+    def score(raw: RawBatch) -> Scored | None:
+        scored = split.score(raw)
+        raw.cols = {}  # the input's text is not needed any more while the batch waits for the writer
+        return scored
+
     try:
-        with Overlapped(source.batches(), split.score, WORKERS, AHEAD) as batches:
+        with Overlapped(source.batches(), score, WORKERS, AHEAD) as batches:
             for raw, scored in batches:
                 stats = _count(summary, ds, raw)
                 if scored is not None:
