@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any, Callable, Iterable, TypeAlias
 
 import orjson
@@ -167,6 +168,12 @@ def json_view(arr: pa.Array, convert: Callable[[Any], Any]) -> Values:
     return from_python([None if v is None else convert(v) for v in arr.to_pylist()])
 
 
+@lru_cache(maxsize=64)
+def _tokens(nulls: frozenset[str]) -> tuple[pa.Array, int]:
+    """A dataset's null tokens as an Arrow array, and the byte length of the longest."""
+    return pa.array(sorted(nulls), pa.string()), max(len(t.encode()) for t in nulls)
+
+
 def missing_mask(col: Col | None, n: int, nulls: frozenset[str]) -> Mask:
     """Rows where the field is missing: absent, null, blank after strip(), or a null token."""
     if col is None:
@@ -178,7 +185,10 @@ def missing_mask(col: Col | None, n: int, nulls: frozenset[str]) -> Mask:
         t = strip(v)
         blank = pc.equal(t, "")
         if nulls:
-            blank = pc.or_(blank, pc.is_in(t, pa.array(sorted(nulls), pa.string())))
+            tokens, longest = _tokens(nulls)
+            # only text as short as the longest token can be one: most columns need no lookup
+            if any_(pc.less_equal(pc.binary_length(t), longest)):
+                blank = pc.or_(blank, pc.is_in(t, tokens))
         m = to_mask(pc.or_kleene(pc.is_null(v), blank))
     else:
         m = pc.is_null(v)
