@@ -287,6 +287,12 @@ def default_store(guarantee: str) -> str:
     return "memory://"
 
 
+def arrow_pool_chosen(env: Mapping[str, str] | None = None) -> bool:
+    """Whether ``ARROW_DEFAULT_MEMORY_POOL`` (Arrow's own variable, not an Atlas setting) picks
+    Arrow's memory pool: the batch command then keeps that choice."""
+    return bool((os.environ if env is None else env).get("ARROW_DEFAULT_MEMORY_POOL"))
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process's settings, read once."""

@@ -103,9 +103,6 @@ def _bound_check(feature: Feature, is_min: bool) -> Predicate:
     return lambda c, _: to_mask(cmp(c.values, scalar))
 
 
-_PRINTABLE = r"^[\x20-\x7e]*$"
-
-
 def _pattern_check(feature: Feature) -> Predicate:
     rx = re.compile(feature.pattern or "")
     dtype = feature.dtype
@@ -123,7 +120,8 @@ def _pattern_check(feature: Feature) -> Predicate:
         text = canonical(c, dtype, raw)
         if re2 is not None:
             # Other text is Python's to match, one value at a time.
-            simple = to_mask(pc.match_substring_regex(text, _PRINTABLE) if spaces else pc.string_is_ascii(text))
+            # ascii_is_printable: every character in \x20-\x7e (true for ""), without a regex pass
+            simple = to_mask(pc.ascii_is_printable(text) if spaces else pc.string_is_ascii(text))
             out = pc.and_(to_mask(pc.match_substring_regex(text, re2)), simple)
             slow = nonzero(pc.and_(c.ok, pc.invert(simple)))
         else:

@@ -14,8 +14,10 @@ fields may also hold date32 and timestamp arrays (an expression can return a fie
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any, Callable, Iterable, TypeAlias
 
 import orjson
@@ -48,6 +50,7 @@ __all__ = [
     "nonzero",
     "python_values",
     "raw_value",
+    "strip",
     "to_mask",
 ]
 
@@ -55,6 +58,19 @@ __all__ = [
 #: (a unit test checks it against ``str.isspace`` over all of Unicode).
 PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
                  "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+
+_LAST_STRIP = threading.local()
+
+
+def strip(text: pa.Array) -> pa.Array:
+    """``str.strip()`` of every value. The missing mask and the coercion of a field strip the
+    same array one after the other: the last result of each thread is kept for that."""
+    last = getattr(_LAST_STRIP, "pair", None)
+    if last is not None and last[0] is text:
+        return last[1]
+    out = pc.utf8_trim(text, PY_WHITESPACE)
+    _LAST_STRIP.pair = (text, out)
+    return out
 
 Mask: TypeAlias = pa.Array  # booleans, one per row, never null
 Values: TypeAlias = "pa.Array | list[Any]"  # a list: Python objects (mixed JSON kinds, nested values)
@@ -152,6 +168,12 @@ def json_view(arr: pa.Array, convert: Callable[[Any], Any]) -> Values:
     return from_python([None if v is None else convert(v) for v in arr.to_pylist()])
 
 
+@lru_cache(maxsize=64)
+def _tokens(nulls: frozenset[str]) -> tuple[pa.Array, int]:
+    """A dataset's null tokens as an Arrow array, and the byte length of the longest."""
+    return pa.array(sorted(nulls), pa.string()), max(len(t.encode()) for t in nulls)
+
+
 def missing_mask(col: Col | None, n: int, nulls: frozenset[str]) -> Mask:
     """Rows where the field is missing: absent, null, blank after strip(), or a null token."""
     if col is None:
@@ -160,10 +182,13 @@ def missing_mask(col: Col | None, n: int, nulls: frozenset[str]) -> Mask:
     if isinstance(v, list):
         m = pa.array([is_missing(x, nulls) for x in v], pa.bool_())
     elif pa.types.is_string(v.type):
-        t = pc.utf8_trim(v, PY_WHITESPACE)
+        t = strip(v)
         blank = pc.equal(t, "")
         if nulls:
-            blank = pc.or_(blank, pc.is_in(t, pa.array(sorted(nulls), pa.string())))
+            tokens, longest = _tokens(nulls)
+            # only text as short as the longest token can be one: most columns need no lookup
+            if any_(pc.less_equal(pc.binary_length(t), longest)):
+                blank = pc.or_(blank, pc.is_in(t, tokens))
         m = to_mask(pc.or_kleene(pc.is_null(v), blank))
     else:
         m = pc.is_null(v)
@@ -342,7 +367,7 @@ def _from_text(t_raw: pa.Array, dtype: DType, wanted: Mask) -> Vector:
     n = len(t_raw)
     if name == "string":
         return t_raw, full(n, True), full(n, False)
-    t = pc.utf8_trim(t_raw, PY_WHITESPACE)
+    t = strip(t_raw)
     if name in ("int", "bigint"):
         return _int_from_text(t, wanted)
     if name in ("float", "double"):

@@ -13,8 +13,6 @@ import json
 import os
 import sys
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Iterator, Protocol
 
@@ -24,10 +22,11 @@ from ..contracts import contract_for_group
 from ..errors import AtlasError, ConfigError
 from ..messages import record_key
 from ..model import Contract, Dataset, Tier
-from ..settings import Settings
+from ..settings import Settings, arrow_pool_chosen
 from ..sinks.lakefs import LakeConfig
 from ..topics import raw_topic
 from .arrow_values import json_default
+from .overlap import Overlapped
 from .progress import Progress, Summary
 from .readers import FileInput, RawBatch
 from .records import records_from_columns
@@ -39,8 +38,12 @@ __all__ = ["BATCH_KINDS", "run_batch", "run_id"]
 BATCH_KINDS = ("fs", "rdbms")
 #: Rows per batch for Parquet, JSON and databases when neither --fetch-size nor the contract says.
 DEFAULT_ROWS = 50_000
-#: Threads scoring batches while the main thread reads and writes.
+#: Threads scoring batches while a reader thread reads and the main thread writes.
 WORKERS = max(1, min(4, os.cpu_count() or 1))
+#: Scored (or being scored) batches waiting for the main thread: with the one it writes and the
+#: one the reader holds, ``WORKERS + 3`` batches in memory. Room for more than one per worker:
+#: while the main thread writes a row group (every ~9 batches) the workers go on scoring.
+AHEAD = WORKERS + 1
 
 
 class Input(Protocol):
@@ -88,6 +91,8 @@ def run_batch(args: argparse.Namespace, settings: Settings) -> int:
     if args.engine == "spark" and args.to_kafka:
         raise ConfigError("--to-kafka publishes with the arrow engine only: drop --engine spark")
     datasets = _datasets(contract, args.dataset)
+    if args.engine == "arrow":
+        _jemalloc()
     started = datetime.now(timezone.utc)
     summary = Summary(contract.group, "kafka" if args.to_kafka else "lake")
     clock = time.monotonic()
@@ -111,6 +116,20 @@ def run_batch(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(summary.text())
     return _rejected_check(summary, args.max_rejected)
+
+
+def _jemalloc() -> None:
+    """Arrow's jemalloc pool instead of its default (mimalloc) unless ``ARROW_DEFAULT_MEMORY_POOL``
+    says otherwise: it hands freed pages back sooner (about 20 MB less peak RSS on the bench's
+    3 M rows, at the same speed; buffers of Arrow's C++ internals stay in the default pool)."""
+    import pyarrow as pa
+
+    if arrow_pool_chosen():
+        return
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        pass
 
 
 def _rejected_check(summary: Summary, limit: float | None) -> int:
@@ -138,37 +157,30 @@ def run_id(started: datetime) -> str:
 
 
 def _to_lake(source: Input, key: str, ds: Dataset, settings: Settings, started: datetime, summary: Summary) -> None:
-    """Read, score and write one dataset. Batches are scored by a small thread pool (Arrow's
-    kernels release the GIL) while this thread writes the previous ones, in input order; at most
-    ``WORKERS + 1`` batches are in memory at a time."""
+    """Read, score and write one dataset. A reader thread reads the batches and hands them to a
+    small scoring pool (pyarrow's CSV reader and kernels release the GIL) while this thread
+    writes the scored ones (Parquet encoding releases it too), in input order; at most
+    ``WORKERS + 3`` batches are in memory at a time (:class:`~.overlap.Overlapped`)."""
     split = TierSplit(ds, started)
     lake = LakeConfig.from_settings(settings).open()
     writer = LakeWriter(lake, ds, split.schema, key, run_id(started), started.date().isoformat())
     writer.check()
     progress = Progress(ds.subject, source.total, source.unit)
 
-    def finish(raw: RawBatch, job: Future[Scored | None]) -> None:
-        stats = _count(summary, ds, raw)
-        scored = job.result()
-        if scored is not None:
-            add_counts(stats, scored.tiers, scored.failures)
-            for tier, part in scored.parts:
-                writer.write(tier, part)
-        progress.update(raw.n, raw.done, source.total)
+    def score(raw: RawBatch) -> Scored | None:
+        scored = split.score(raw)
+        raw.cols = {}  # the input's text is not needed any more while the batch waits for the writer
+        return scored
 
-    pending: deque[tuple[RawBatch, Future[Scored | None]]] = deque()
     try:
-        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="atlas-batch") as pool:
-            try:
-                for raw in source.batches():
-                    pending.append((raw, pool.submit(split.score, raw)))
-                    while len(pending) > WORKERS:
-                        finish(*pending.popleft())
-                while pending:
-                    finish(*pending.popleft())
-            finally:
-                for _, job in pending:
-                    job.cancel()
+        with Overlapped(source.batches(), score, WORKERS, AHEAD) as batches:
+            for raw, scored in batches:
+                stats = _count(summary, ds, raw)
+                if scored is not None:
+                    add_counts(stats, scored.tiers, scored.failures)
+                    for tier, part in scored.parts:
+                        writer.write(tier, part)
+                progress.update(raw.n, raw.done, source.total)
         summary.dataset(ds.name)["files"] += writer.commit()
     except BaseException:
         writer.abort()
