@@ -7,6 +7,7 @@ from typing import Any
 
 import faust
 
+from .faust_monitor import faust_monitor
 from .kafka_security import faust_credentials
 from .pipeline import Catalog, load_catalog
 from .settings import Settings, get_settings
@@ -73,16 +74,6 @@ def faust_settings(s: Settings) -> dict[str, Any]:
     }
     conf.update(dev_profile(s))
     return conf
-
-
-def faust_monitor() -> Any:
-    """Faust's Prometheus sensor: commit, send, rebalance and event latencies, offsets and
-    table operations as ``faust_*`` families in the default registry, so ``/metrics`` serves
-    them next to Atlas Stream's own (atlas_stream/metrics.py)."""
-    from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
-    from prometheus_client import REGISTRY
-
-    return PrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "faust"))
 
 
 class AtlasApp(faust.App):  # type: ignore[misc]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal, Mapping, Sequence
@@ -38,9 +37,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-#: A run of 17+ digits: a number that a 64-bit float (orjson's fallback for big integers) would
-#: round. Such values are parsed by the standard library, exactly.
-_LONG_NUMBER = re.compile(rb"\d{17,}")
+#: A run of 17+ ASCII digits is a number that a 64-bit float (orjson's fallback for big integers)
+#: would round; such values are parsed by the standard library, exactly. Found by turning every
+#: digit into 1 and every other byte into 0 and searching for 17 ones: the regular expression
+#: ``\d{17,}`` did the same at three times orjson's whole parse.
+_DIGITS = bytes(0x31 if 0x30 <= b <= 0x39 else 0x30 for b in range(256))
+_SEVENTEEN_DIGITS = b"1" * 17
+
+
+def _has_long_number(value: bytes) -> bool:
+    return value.translate(_DIGITS).find(_SEVENTEEN_DIGITS) >= 0
 
 
 def _exact_loads(value: bytes, orjson_error: str | None) -> Any:
@@ -62,7 +68,7 @@ def decode_raw(value: bytes | None) -> dict[str, Any]:
     """
     if value is None:
         raise RecordError("empty value (tombstone): a raw message must be a JSON object")
-    if _LONG_NUMBER.search(value):
+    if _has_long_number(value):
         data = _exact_loads(value, None)
     else:
         try:
