@@ -52,18 +52,36 @@ async def check_raw_topic_partitions() -> None:
 
 _unregistered: set[str] = set()
 
+#: The scoring agent's stream buffer (set when the agent starts): full means the consumer's one
+#: delivery loop waits for room in it, and nothing else is delivered meanwhile.
+_buffer: Any = None
+#: How long a full stream buffer is borne while a first registration is awaited.
+BLOCKED_GRACE = 2.0
+
 
 async def _registered(subject: str, wait: float = 30.0) -> dict[str, Any] | None:
     """On a first start the registry agent registers the contracts within a second or two;
     wait for it once per subject so that every record names its schema version. After that,
-    score against the contract's schema (version null) rather than stall the stream."""
+    score against the contract's schema (version null) rather than stall the stream.
+
+    With a backlog on a first start the wait cannot end: the registration request is delivered
+    by the same loop that is blocked putting raw records into this agent's full buffer (every
+    agent of the worker stalled 30 s). So a buffer full for BLOCKED_GRACE seconds ends the wait."""
     if subject in _unregistered:
         return None
+    blocked = 0.0
     for _ in range(int(wait / 0.25)):
         await asyncio.sleep(0.25)
         entry = schema_registry.get(subject)
         if entry:
             return entry  # type: ignore[no-any-return]
+        blocked = blocked + 0.25 if _buffer is not None and _buffer.full() else 0.0
+        if blocked >= BLOCKED_GRACE:
+            log.warning("schema %s not registered yet, and its registration request waits behind the raw records "
+                        "that fill the stream's buffer: scoring against the contract's schema (version null) "
+                        "until it is registered", subject)
+            _unregistered.add(subject)
+            return None
     log.warning("schema %s not registered after %.0fs: scoring against the contract's schema", subject, wait)
     _unregistered.add(subject)
     return None
@@ -289,8 +307,9 @@ async def score_raw_records(stream: Any) -> None:
     output is acknowledged. The next batch is scored while the broker acknowledges the previous
     ones (at most RECORDS_IN_FLIGHT records), so a broker round trip does not stall the stream; a
     failed send stops the agent before anything after it is acked."""
+    global _buffer
     stream.enable_acks = False  # acked by _ack_when_sent
-    queued = stream.channel.queue
+    queued = _buffer = stream.channel.queue
     clock = {"flush": 0.0, "expiry": 0.0}
     in_flight: deque[tuple[asyncio.Task[None], int]] = deque()  # (acking task, records), oldest first
     records_in_flight = 0
