@@ -191,10 +191,12 @@ class LinkPaginator(BasePaginator):
         return None if stored == page.request.get("url") else {"url": stored}
 
     def page_id(self, request: Mapping[str, Any]) -> str:
-        # Reads the request's "link" key, which link requests do not have (they hold "url"), so
-        # every page of a pass is "link=first": kept as it was, because checkpointed positions
-        # depend on it.
-        return _digest_id("link", str(request.get("link") or ""))
+        # The stored next link names the page; the first page (no link yet) stays "link=first".
+        # Until December 2026 this read a "link" key that link requests never hold, so every page
+        # of a pass was "link=first": item i of page 2 had the position of item i of page 1, and
+        # after a crash a recovered position of one page could hide another page's record. A
+        # poller upgraded in the middle of a pass may publish again the one page it was on.
+        return _digest_id("link", str(request.get("url") or ""))
 
 
 #: ``pagination.type`` of the contract -> its class. A new style: one class plus one line.
