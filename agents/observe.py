@@ -59,7 +59,26 @@ def _consumer_state() -> str:
     inner = getattr(getattr(consumer, "_thread", None), "_consumer", None)
     if inner is not None:
         lines.append(f"    paused (aiokafka): {_tps(inner.paused())}")
+        lines += _aiokafka_state(inner)
     return "\n".join(lines)
+
+
+def _aiokafka_state(inner: Any) -> list[str]:
+    """aiokafka's fetcher as the consumer thread sees it (read without its lock: a diagnostic)."""
+    fetcher = inner._fetcher
+    task = fetcher._fetch_task
+    state = "running" if not task.done() else f"ended ({task.exception() if not task.cancelled() else 'cancelled'})"
+    lines = [f"    aiokafka fetcher: {state}; fetches in flight to nodes {sorted(fetcher._in_flight)}; "
+             f"records waiting for {_tps(fetcher._records)}"]
+    subscription = inner._subscription.subscription
+    assignment: Any = subscription.assignment if subscription is not None else None
+    for tp in sorted(assignment.tps if assignment else (), key=lambda t: (t.topic, t.partition)):
+        if tp.topic.endswith("-changelog"):
+            continue
+        st = assignment.state_value(tp)
+        lines.append(f"    {tp.topic}[{tp.partition}]: position {st._position}, highwater {st.highwater}, "
+                     f"status {st._status}, paused {st._paused}")
+    return lines
 
 
 def _tps(tps: Any) -> str:
