@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal, localcontext
 from functools import lru_cache
 from typing import Any, Callable, Iterable, TypeAlias
 
@@ -207,7 +208,42 @@ def _text_fast(t: pa.Array, regex: str) -> tuple[pa.Array, Mask]:
     return pc.if_else(fast, t, "0"), fast
 
 
+def _cheap_then_exact(t: pa.Array, cheap: Mask, wanted: Mask, cast: Callable[[pa.Array], pa.Array],
+                      exact: Callable[[pa.Array, Mask], Vector]) -> Vector:
+    """``exact(t, wanted)``, with fewer regular expression passes: the ``cheap`` rows (cheap
+    predicates, no regex; a row the exact path reads with the same ``cast`` of its text) are
+    read by ``cast`` at once, and only the other wanted rows go through ``exact``. Should
+    ``cast`` refuse a cheap row, the whole batch goes through ``exact``."""
+    try:
+        value = cast(t if all_(cheap) else pc.if_else(cheap, t, "0"))
+    except pa.ArrowInvalid:
+        return exact(t, wanted)
+    rest = pc.and_(wanted, pc.invert(cheap))
+    if not any_(rest):
+        return value, cheap, pc.invert(cheap)
+    sub = t.filter(rest)
+    sub_value, sub_ok, sub_hard = exact(sub, full(len(sub), True))
+    assert sub_value is not None and sub_value.type == value.type
+    return (pc.replace_with_mask(value, rest, sub_value), pc.replace_with_mask(cheap, rest, sub_ok),
+            pc.replace_with_mask(full(len(t), False), rest, sub_hard))
+
+
+def _only_chars(t: pa.Array, chars: str) -> Mask:
+    """Rows made of ``chars`` (ASCII) alone; true for "" (which is never a wanted row: blank is missing)."""
+    return to_mask(pc.equal(pc.binary_length(pc.ascii_trim(t, chars)), 0))
+
+
+def _short(t: pa.Array, longest: int) -> Mask:
+    return to_mask(pc.less_equal(pc.binary_length(t), longest))
+
+
 def _int_from_text(t: pa.Array, wanted: Mask) -> Vector:
+    # Unsigned runs of at most 18 ASCII digits: the first regex below matches them.
+    cheap = pc.and_(to_mask(pc.ascii_is_decimal(t)), _short(t, 18))
+    return _cheap_then_exact(t, cheap, wanted, lambda g: pc.cast(g, _I64), _int_exact)
+
+
+def _int_exact(t: pa.Array, wanted: Mask) -> Vector:
     guarded, plain = _text_fast(t, r"^-?[0-9]{1,18}$")
     value = pc.cast(guarded, _I64)
     if not any_(pc.and_(wanted, pc.invert(plain))):
@@ -217,7 +253,14 @@ def _int_from_text(t: pa.Array, wanted: Mask) -> Vector:
     return pc.cast(digits, _I64), fast, pc.invert(fast)
 
 
-def _float_from_text(t: pa.Array) -> Vector:
+def _float_from_text(t: pa.Array, wanted: Mask) -> Vector:
+    # At most 15 characters of digits and points that Arrow reads as a number (one point, a
+    # digit): the regex below matches them; "." or "1.2.3" make the cast raise.
+    cheap = pc.and_(_only_chars(t, "0123456789."), _short(t, 15))
+    return _cheap_then_exact(t, cheap, wanted, lambda g: pc.cast(g, pa.float64()), _float_exact)
+
+
+def _float_exact(t: pa.Array, wanted: Mask) -> Vector:
     guarded, fast = _text_fast(t, r"^[+-]?(?:[0-9]{1,15}(?:\.[0-9]{0,15})?|\.[0-9]{1,15})$")
     return pc.cast(guarded, pa.float64()), fast, pc.invert(fast)
 
@@ -226,12 +269,24 @@ _DEC_PARTS = r"^(?P<sign>[+-]?)0*(?P<int>[0-9]*?)(?:\.(?P<frac>[0-9]*?)0*)?$"
 
 
 def _decimal_from_text(t: pa.Array, dtype: DType, wanted: Mask | None = None) -> Vector:
+    if wanted is None:
+        return _decimal_exact(t, dtype, None)
+    # Unsigned digits with a point, at most 38 characters, that Arrow's safe cast reads: the
+    # value fits decimal(p, s) exactly (Arrow raises on a digit lost or beyond the precision),
+    # which is the Python coercer's condition; the exact path gives the same cast.
+    typ = pa.decimal128(dtype.precision or 38, dtype.scale or 0)
+    cheap = pc.and_(_only_chars(t, "0123456789."), _short(t, 38))
+    return _cheap_then_exact(t, cheap, wanted, lambda g: pc.cast(g, typ),
+                             lambda sub, w: _decimal_exact(sub, dtype, w))
+
+
+def _decimal_exact(t: pa.Array, dtype: DType, wanted: Mask | None) -> Vector:
     precision, scale = dtype.precision or 38, dtype.scale or 0
-    if wanted is not None:
+    if wanted is not None and precision > scale:  # ([0-9]{1,0} is no regex: decimal(2, 2) goes on below)
         # Common case: at most p-s digits before the point and s after: Arrow's cast is exact.
         frac = rf"(?:\.[0-9]{{0,{scale}}})?" if scale else r"\.?"
         guarded, plain = _text_fast(t, rf"^[+-]?[0-9]{{1,{precision - scale}}}{frac}$")
-        if precision - scale > 0 and not any_(pc.and_(wanted, pc.invert(plain))):
+        if not any_(pc.and_(wanted, pc.invert(plain))):
             return pc.cast(guarded, pa.decimal128(precision, scale)), plain, pc.invert(plain)
     guarded, fast = _text_fast(t, r"^[+-]?(?:[0-9]{1,38}(?:\.[0-9]{0,38})?|\.[0-9]{1,38})$")
     parts = pc.extract_regex(guarded, _DEC_PARTS)
@@ -371,7 +426,7 @@ def _from_text(t_raw: pa.Array, dtype: DType, wanted: Mask) -> Vector:
     if name in ("int", "bigint"):
         return _int_from_text(t, wanted)
     if name in ("float", "double"):
-        return _float_from_text(t)
+        return _float_from_text(t, wanted)
     if name == "decimal":
         return _decimal_from_text(t, dtype, wanted)
     if name == "bool":
@@ -489,9 +544,21 @@ def coerce_column(values: Values, dtype: DType, wanted: Mask) -> Coerced:
                 pass
         if good:
             mask = flags(n, good)
-            out = pc.replace_with_mask(out, mask, pa.array(got, typ))
+            out = pc.replace_with_mask(out, mask, _typed_array(got, typ))
             ok = pc.or_(ok, mask)
     return Coerced(pc.if_else(ok, out, pa.scalar(None, typ)), ok)
+
+
+def _typed_array(values: list[Any], typ: pa.DataType) -> pa.Array:
+    """``pa.array(values, typ)``; decimals first get the type's scale: pyarrow infers a
+    precision from the first Decimal and refuses a later one with another exponent
+    (``[Decimal('1E+4'), Decimal('1.0')]`` as decimal(6, 2)). The values are unchanged."""
+    if pa.types.is_decimal(typ):
+        q = Decimal(1).scaleb(-typ.scale)
+        with localcontext() as ctx:
+            ctx.prec = 100  # exact: a value has at most 38 digits
+            values = [v.quantize(q) for v in values]
+    return pa.array(values, typ)
 
 
 def canonical(coerced: Coerced, dtype: DType, raw: Values | None) -> pa.Array:
