@@ -209,13 +209,13 @@ def _text_fast(t: pa.Array, regex: str) -> tuple[pa.Array, Mask]:
 
 
 def _cheap_then_exact(t: pa.Array, cheap: Mask, wanted: Mask, cast: Callable[[pa.Array], pa.Array],
-                      exact: Callable[[pa.Array, Mask], Vector]) -> Vector:
+                      exact: Callable[[pa.Array, Mask], Vector], filler: str = "0") -> Vector:
     """``exact(t, wanted)``, with fewer regular expression passes: the ``cheap`` rows (cheap
     predicates, no regex; a row the exact path reads with the same ``cast`` of its text) are
-    read by ``cast`` at once, and only the other wanted rows go through ``exact``. Should
-    ``cast`` refuse a cheap row, the whole batch goes through ``exact``."""
+    read by ``cast`` at once (the other rows as ``filler``), and only the other wanted rows go
+    through ``exact``. Should ``cast`` refuse a cheap row, the whole batch goes through ``exact``."""
     try:
-        value = cast(t if all_(cheap) else pc.if_else(cheap, t, "0"))
+        value = cast(t if all_(cheap) else pc.if_else(cheap, t, filler))
     except pa.ArrowInvalid:
         return exact(t, wanted)
     rest = pc.and_(wanted, pc.invert(cheap))
@@ -271,11 +271,13 @@ _DEC_PARTS = r"^(?P<sign>[+-]?)0*(?P<int>[0-9]*?)(?:\.(?P<frac>[0-9]*?)0*)?$"
 def _decimal_from_text(t: pa.Array, dtype: DType, wanted: Mask | None = None) -> Vector:
     if wanted is None:
         return _decimal_exact(t, dtype, None)
-    # Unsigned digits with a point, at most 38 characters, that Arrow's safe cast reads: the
-    # value fits decimal(p, s) exactly (Arrow raises on a digit lost or beyond the precision),
-    # which is the Python coercer's condition; the exact path gives the same cast.
+    # Unsigned digits with a point that Arrow's safe cast reads: the value fits decimal(p, s)
+    # exactly (Arrow raises on a digit lost or beyond the precision), which is the Python
+    # coercer's condition; the exact path gives the same cast. At most 38 - s characters:
+    # Arrow scales the digits it read to s places in 128 bits, and more digits may wrap
+    # around without an error.
     typ = pa.decimal128(dtype.precision or 38, dtype.scale or 0)
-    cheap = pc.and_(_only_chars(t, "0123456789."), _short(t, 38))
+    cheap = pc.and_(_only_chars(t, "0123456789."), _short(t, 38 - typ.scale))
     return _cheap_then_exact(t, cheap, wanted, lambda g: pc.cast(g, typ),
                              lambda sub, w: _decimal_exact(sub, dtype, w))
 
@@ -296,8 +298,10 @@ def _decimal_exact(t: pa.Array, dtype: DType, wanted: Mask | None) -> Vector:
     zero = pc.and_(pc.equal(ilen, 0), pc.equal(flen, 0))
     fits = pc.and_(pc.less_equal(flen, scale), pc.less_equal(ilen, precision - scale))
     ok = pc.and_(fast, pc.or_(zero, fits))
-    text = pc.binary_join_element_wise(sign, pc.if_else(pc.equal(ipart, ""), "0", ipart), ".",
-                                       pc.if_else(pc.equal(frac, ""), "0", frac), "")
+    # no ".0" after a whole number: 38 digits and one more would be too many for Arrow's cast
+    no_frac = pc.equal(frac, "")
+    text = pc.binary_join_element_wise(sign, pc.if_else(pc.equal(ipart, ""), "0", ipart),
+                                       pc.if_else(no_frac, "", "."), frac, "")
     value = pc.cast(pc.if_else(ok, text, "0"), pa.decimal128(precision, scale))
     return value, ok, pc.invert(fast)
 
@@ -373,6 +377,23 @@ _NAIVE = _YMD + r"(?:[T ]" + _HMS + r")?$"
 
 
 def _timestamp_from_text(t: pa.Array, wanted: Mask) -> Vector:
+    # "YYYY-MM-DDThh:mm:ss[.f{1,6}]Z": digits, "-:.TZ", 20 or 22-27 characters, ending in Z.
+    # Arrow's cast reads its layouts by position: given the length and the final Z, the one
+    # it accepts is this one, with the fields in range (a calendar date), which _ZONED matches;
+    # anything else it refuses (and the batch takes the exact path).
+    length = pc.binary_length(t)
+    cheap = pc.and_(pc.and_(to_mask(pc.ends_with(t, "Z")), _only_chars(t, "0123456789-:.TZ")),
+                    to_mask(pc.or_(pc.equal(length, 20),
+                                   pc.and_(pc.greater_equal(length, 22), pc.less_equal(length, 27)))))
+    value, ok, hard = _cheap_then_exact(t, cheap, wanted, lambda g: pc.cast(g, _UTC_US), _timestamp_exact,
+                                        "1970-01-01T00:00:00Z")
+    us = pc.cast(value, _I64)
+    # in range in UTC, as the exact path checks
+    in_range = pc.and_(pc.greater_equal(us, _MIN_US), pc.less_equal(us, _MAX_US))
+    return value, pc.and_(ok, in_range), pc.or_(hard, pc.and_(cheap, pc.invert(in_range)))
+
+
+def _timestamp_exact(t: pa.Array, wanted: Mask) -> Vector:
     """Plain ISO layouts through Arrow's cast (zoned, then naive = UTC); anything else, or a
     batch where Arrow refuses one of them (Feb 30th), through the field-by-field reading."""
     try:

@@ -14,6 +14,7 @@ import pytest
 from atlas_stream.batch.arrow_quality import BatchScorer
 from atlas_stream.batch.records import columns_from_records
 from atlas_stream.contracts import load_contract
+from atlas_stream.lake import arrow_type
 from atlas_stream.model import Dataset, QualityConfig, Rule, Transformation, parse_dtype
 from atlas_stream.quality import DatasetScorer
 from atlas_stream.samples import SampleGenerator
@@ -237,6 +238,16 @@ def _strings(alphabet: str, longest: int) -> list[str]:
     return [s for s in out if s.strip()]
 
 
+def _arrow_reads(text: str, typ: Any = None) -> bool:
+    import pyarrow as pa
+
+    try:
+        pa.array([text]).cast(typ or pa.timestamp("us", tz="UTC"))
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 NUMERIC_EDGES = [
     "0", "00", "007", "-0", "+0", "-007", "+5", "-5", "1.", ".5", "-.5", "+.5", "0.", ".", "..", "1..2", "1.2.3",
     "1e2", "1E2", "1e-2", "-1e+2", "1e", "e1", "inf", "nan", "Infinity", "0x1F", "1_000", " 12 ", "\u00a012\u3000",
@@ -246,6 +257,7 @@ NUMERIC_EDGES = [
     "123456789012345", "1234567890123456", "0.123456789012345", "1.234", "1.230", "9999.99", "10000.00",
     "99999.99", "-9999.99", "0.001", "0.005", "12345678901234567890123456789012345678",
     "123456789012345678901234567890123456789", "1" * 15 + "." + "1" * 15, "1" * 16, "." + "1" * 15,
+    "9" * 28, "9" * 28 + ".9", "9" * 29, "9" * 36, "9" * 37, "9" * 38 + ".", "0" * 30 + "1.5", "1" + "0" * 27 + ".",
 ]
 
 
@@ -260,7 +272,50 @@ def test_numeric_text_reads_as_in_python(dtype: str) -> None:
     plain = [s for s in everything if s.strip("0123456789.") == "" and s.count(".") <= 1 and s != "."]
     _coerce_both_ways(plain, dtype)
     _coerce_both_ways([s for s in NUMERIC_EDGES if s.strip()], dtype)
+    # the ones Arrow's cast reads, alone in a column: no row makes the batch take the exact path
+    typ = arrow_type(parse_dtype(dtype))
+    _coerce_both_ways([s for s in everything + NUMERIC_EDGES if s.strip() and _arrow_reads(s, typ)], dtype)
     rng = random.Random(3)
     mixed = plain * 3 + [s for s in NUMERIC_EDGES if s.strip()]
     rng.shuffle(mixed)
     _coerce_both_ways(mixed, dtype)
+
+
+def _mutations(base: str, alphabet: str) -> list[str]:
+    """``base`` with each character replaced by, or preceded by, each of ``alphabet``, or left out."""
+    out = []
+    for i in range(len(base)):
+        out += [base[:i] + c + base[i + 1:] for c in alphabet] + [base[:i] + c + base[i:] for c in alphabet]
+        out.append(base[:i] + base[i + 1:])
+    return out
+
+
+TS_EDGES = [
+    "2025-01-31T23:59:59Z", "2025-01-31T23:59:59.1Z", "2025-01-31T23:59:59.12Z", "2025-01-31T23:59:59.123Z",
+    "2025-01-31T23:59:59.1234Z", "2025-01-31T23:59:59.12345Z", "2025-01-31T23:59:59.123456Z",
+    "2025-01-31T23:59:59.1234567Z", "2025-01-31T23:59:59.Z", "2025-01-31T23:59Z", "2025-01-31T23Z", "2025-01-31Z",
+    "2025-01-31 23:59:59.123Z", "2025-01-31t23:59:59.123Z", "2025-01-31T23:59:59.123z", "2024-02-29T00:00:00Z",
+    "2025-02-29T00:00:00Z", "2025-02-30T00:00:00.000Z", "2025-04-31T00:00:00Z", "2025-13-01T00:00:00Z",
+    "2025-00-01T00:00:00Z", "2025-01-00T00:00:00Z", "2025-01-01T24:00:00Z", "2025-01-01T23:60:00Z",
+    "2025-01-01T23:00:60Z", "0000-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z",
+    "2025-01-31T23:59:59-00:00Z", "2025-01-31T23:59:59+01:00", "2025-01-31T23:59:59.5-05:30",
+    "20250131T235959Z", "2025-01-31T235959Z", "2025-01-31T23:59:59,123Z", " 2025-01-31T23:59:59.123Z ",
+    "2025-01-31T23:59:59.123Z\u3000", "\u0662025-01-31T23:59:59.123Z", "2025-W05-1T00:00:00Z", "-025-01-31T00:00:00Z",
+]
+
+
+@pytest.mark.parametrize("base", ["2025-01-31T23:59:59.123Z", "2024-02-29T00:00:00Z", "0001-01-01T00:00:00.5Z"])
+def test_timestamp_text_reads_as_in_python(base: str) -> None:
+    """Every one-character change of a timestamp (digits, separators, zone letters, whitespace):
+    a whole column of the ordinary layout (the cheap path), then mixed with every edge case."""
+    rng = random.Random(4)
+    ordinary = [base] * 50 + [base.replace("2", "1")] * 50
+    _coerce_both_ways(ordinary, "timestamp")
+    variants = _mutations(base, "0129-:.TZ+ z,") + TS_EDGES
+    _coerce_both_ways(variants, "timestamp")
+    # the ones Arrow's cast reads, alone in a column: no row makes the batch take the exact path
+    _coerce_both_ways([v for v in variants if v.strip() and _arrow_reads(v)], "timestamp")
+    for _ in range(20):  # batches where most rows take the cheap path
+        mixed = ordinary + rng.sample(variants, 3)
+        rng.shuffle(mixed)
+        _coerce_both_ways([s for s in mixed if s.strip()], "timestamp")
