@@ -254,9 +254,10 @@ def _int_exact(t: pa.Array, wanted: Mask) -> Vector:
 
 
 def _float_from_text(t: pa.Array, wanted: Mask) -> Vector:
-    # At most 15 characters of digits and points that Arrow reads as a number (one point, a
-    # digit): the regex below matches them; "." or "1.2.3" make the cast raise.
-    cheap = pc.and_(_only_chars(t, "0123456789."), _short(t, 15))
+    # At most 15 characters of digits, points and signs that Arrow reads as a number (a sign
+    # first, one point, a digit): the regex below matches them; ".", "1.2.3" or "1-2" make the
+    # cast raise.
+    cheap = pc.and_(_only_chars(t, "0123456789.+-"), _short(t, 15))
     return _cheap_then_exact(t, cheap, wanted, lambda g: pc.cast(g, pa.float64()), _float_exact)
 
 
@@ -271,13 +272,13 @@ _DEC_PARTS = r"^(?P<sign>[+-]?)0*(?P<int>[0-9]*?)(?:\.(?P<frac>[0-9]*?)0*)?$"
 def _decimal_from_text(t: pa.Array, dtype: DType, wanted: Mask | None = None) -> Vector:
     if wanted is None:
         return _decimal_exact(t, dtype, None)
-    # Unsigned digits with a point that Arrow's safe cast reads: the value fits decimal(p, s)
+    # Digits with a point and a sign that Arrow's safe cast reads: the value fits decimal(p, s)
     # exactly (Arrow raises on a digit lost or beyond the precision), which is the Python
     # coercer's condition; the exact path gives the same cast. At most 38 - s characters:
     # Arrow scales the digits it read to s places in 128 bits, and more digits may wrap
     # around without an error.
     typ = pa.decimal128(dtype.precision or 38, dtype.scale or 0)
-    cheap = pc.and_(_only_chars(t, "0123456789."), _short(t, 38 - typ.scale))
+    cheap = pc.and_(_only_chars(t, "0123456789.+-"), _short(t, 38 - typ.scale))
     return _cheap_then_exact(t, cheap, wanted, lambda g: pc.cast(g, typ),
                              lambda sub, w: _decimal_exact(sub, dtype, w))
 
