@@ -116,8 +116,23 @@ def _pattern_check(feature: Feature) -> Predicate:
     # \x1c-\x1f: with \s or \S in the pattern only printable ASCII text is left to RE2.
     spaces = "\\s" in rx.pattern or "\\S" in rx.pattern
 
+    # A column with few distinct values (country codes, ...) is matched once per distinct value:
+    # decided on the first batch, kept for the run (the answer is the same either way).
+    few_values: list[bool | None] = [None]
+
     def check(c: Coerced, raw: Any) -> Mask:
         text = canonical(c, dtype, raw)
+        if few_values[0] is not False and len(text) >= 1024:
+            encoded = pc.dictionary_encode(text)  # null text (rows not of the type): null index
+            distinct = encoded.dictionary
+            if few_values[0] is None:
+                few_values[0] = len(distinct) * 16 <= len(text)
+            if few_values[0]:
+                every = full(len(distinct), True)
+                return to_mask(pc.take(matches(Coerced(distinct, every), distinct), encoded.indices))
+        return matches(c, text)
+
+    def matches(c: Coerced, text: pa.Array) -> Mask:
         if re2 is not None:
             # Other text is Python's to match, one value at a time.
             # ascii_is_printable: every character in \x20-\x7e (true for ""), without a regex pass

@@ -319,3 +319,24 @@ def test_timestamp_text_reads_as_in_python(base: str) -> None:
         mixed = ordinary + rng.sample(variants, 3)
         rng.shuffle(mixed)
         _coerce_both_ways([s for s in mixed if s.strip()], "timestamp")
+
+
+def test_patterns_on_columns_of_few_values_match() -> None:
+    """A pattern on a column of few distinct values is matched once per value: the same answers,
+    also for non-ASCII text, Python's \\s, values not of the type, missing ones, and when the
+    column has many values after a first batch of few (and the other way round)."""
+    schema = (feat("s", "string", pattern="[A-Z][a-z]+"), feat("w", "string", pattern=r"\S+\s\S+"),
+              feat("n", "int", pattern="[0-9]{2}"), feat("t", "timestamp", pattern=".*00:00"))
+    few = {"s": ["Ann", "straße", "Bob", " ", "", "NA", "Ünal", "a b", None, 5],
+           "w": ["a b", "a\x0bb", "a\u3000b", "ab", "a\x1cb", None],
+           "n": ["12", "7", "x", "-12", 12, 1.5, None],
+           "t": ["2025-05-30T10:00:00Z", "2025-05-30T10:00:01+02:00", "x", None]}
+    rng = random.Random(12)
+    args = (schema, QualityConfig(), (), schema, frozenset({"NA"}))
+    low = [{k: rng.choice(v) for k, v in few.items()} for _ in range(2000)]
+    high = [{"s": f"Ab{i}" if i % 3 else "Ab", "w": f"a {i}", "n": str(i), "t": f"2025-05-30T10:{i % 60:02d}:00Z"}
+            for i in range(2000)]
+    for first, then in ((low, high), (high, low)):
+        stream, batch = DatasetScorer(*args), BatchScorer(*args)
+        assert_same(stream, batch, first)
+        assert_same(stream, batch, then)
