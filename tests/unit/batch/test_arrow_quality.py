@@ -340,3 +340,27 @@ def test_patterns_on_columns_of_few_values_match() -> None:
         stream, batch = DatasetScorer(*args), BatchScorer(*args)
         assert_same(stream, batch, first)
         assert_same(stream, batch, then)
+
+
+@pytest.mark.parametrize("precision, scale", [(12, 2), (15, 15), (15, 0), (9, 4), (16, 2), (38, 10), (1, 0)])
+def test_decimals_in_rules_are_python_floats(precision: int, scale: int) -> None:
+    """A decimal in an expression is ``float(Decimal)``: the correctly rounded double, also at
+    the largest values, for negative ones, zero, nulls and a slice of an array."""
+    from decimal import Context, Decimal
+
+    import pyarrow as pa
+
+    from atlas_stream.batch.arrow_transform import decimal_floats
+
+    rng = random.Random(precision * 100 + scale)
+    top = 10 ** precision - 1
+    unscaled = [0, 1, -1, top, -top, top // 3, -(top // 7)] + [rng.randint(-top, top) for _ in range(3000)]
+    unscaled += [rng.randint(-min(999, top), min(999, top)) for _ in range(100)]
+    exact = Context(prec=60)
+    values: list[Decimal | None] = [Decimal(u).scaleb(-scale, exact) for u in unscaled]
+    values[5:3000:97] = [None] * len(values[5:3000:97])
+    arr = pa.array([None if v is None else str(v) for v in values]).cast(pa.decimal128(precision, scale))
+    for part in (arr, arr.slice(3, 500)):
+        got = decimal_floats(part).to_pylist()
+        want = [None if v is None else float(v) for v in part.to_pylist()]
+        assert got == want
