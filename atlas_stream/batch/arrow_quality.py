@@ -311,28 +311,42 @@ class BatchScorer:
     def _outcome(self, fails: list[Mask], counted: pa.Array, critical: Mask, typed: dict[str, Coerced],
                  n: int) -> ScoredBatch:
         k = len(fails)
-        nfail = pa.repeat(pa.scalar(0, pa.int64()), n)
         keys: list[pa.Array] = []
         counts: dict[str, int] = {}
+        failing: Mask | None = None  # rows with at least one failure
         for j, (mask, name) in enumerate(zip(fails, self.check_names)):
-            rows = pc.indices_nonzero(mask)
-            if len(rows):
-                counts[name] = len(rows)
-                nfail = pc.add(nfail, _int(mask))
+            count = mask.true_count  # a popcount: most checks fail nowhere in a batch
+            if count:
+                counts[name] = count
+                failing = mask if failing is None else pc.or_(failing, mask)
+                rows = pc.indices_nonzero(mask)
                 keys.append(pc.add(pc.multiply(pc.cast(rows, pa.int64()), k), j))
-        # Row-major order of (row, check): each row's failures in the order of the checks.
-        key = pc.sort_indices(pa.chunked_array(keys, pa.int64())) if keys else None
-        flat = pa.chunked_array(keys, pa.int64()).take(key).combine_chunks() if key is not None else pa.array([], pa.int64())
-        which = pc.subtract(flat, pc.multiply(pc.divide(flat, k), k)) if k else flat
-        offsets = pa.concat_arrays([pa.array([0], pa.int64()), pc.cumulative_sum(nfail)]) if n else pa.array([0], pa.int64())
+        if failing is None:
+            offsets = pa.repeat(pa.scalar(0, pa.int64()), n + 1)
+            which = pa.array([], pa.int64())
+        else:
+            # Row-major order of (row, check): each row's failures in the order of the checks.
+            flat = pa.chunked_array(keys, pa.int64())
+            flat = flat.take(pc.sort_indices(flat)).combine_chunks()
+            row = pc.divide(flat, k)
+            which = pc.subtract(flat, pc.multiply(row, k))
+            # a failing row's end offset is where its run of keys ends; other rows keep the last one
+            ends = pc.cast(pc.run_end_encode(row).run_ends, pa.int64())
+            tail = pc.fill_null(pc.fill_null_forward(pc.replace_with_mask(pa.nulls(n, pa.int64()), failing, ends)), 0)
+            offsets = pa.concat_arrays([pa.array([0], pa.int64()), tail])
+        nfail = pc.pairwise_diff(offsets).slice(1)
         failures = pa.ListArray.from_arrays(pc.cast(offsets, pa.int32()), self._names_array.take(which))
         score = pc.divide(pc.cast(pc.subtract(counted, nfail), pa.float64()), pc.cast(counted, pa.float64()))
-        tier = pc.if_else(critical, Tier.REJECTED.value,
-                          pc.if_else(pc.greater_equal(score, self._gold), Tier.GOLD.value,
-                                     pc.if_else(pc.greater_equal(score, self._silver), Tier.SILVER.value,
-                                                Tier.BRONZE.value)))
+        # the tier's position in _TIER_NAMES (small integers), then its name: one pass over text
+        g, sv, b, r = _TIER_INDEX
+        tier = _TIER_NAMES.take(pc.if_else(critical, r, pc.if_else(pc.greater_equal(score, self._gold), g,
+                                                                   pc.if_else(pc.greater_equal(score, self._silver), sv, b))))
         features = {f.name: typed[f.name].values for f in self.schema}
         return ScoredBatch(features, tier, score, failures, counts)
+
+
+_TIER_NAMES = pa.array([Tier.GOLD.value, Tier.SILVER.value, Tier.BRONZE.value, Tier.REJECTED.value], pa.string())
+_TIER_INDEX = tuple(pa.scalar(i, pa.int8()) for i in range(4))
 
 
 def _int(mask: Mask) -> pa.Array:
