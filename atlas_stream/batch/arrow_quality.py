@@ -25,7 +25,7 @@ from .arrow_expr import FAILED, ArrowExpr, NotVectorised, dtype_kind, python_row
 from .arrow_transform import ArrowTransformer, Columns, field_env
 from .arrow_values import Coerced, Mask, any_, canonical, coerce_column, full, missing_mask, nonzero, to_mask
 
-__all__ = ["CHECKS", "BatchScorer", "ScoredBatch"]
+__all__ = ["CHECKS", "TIER_NAMES", "BatchScorer", "ScoredBatch"]
 
 _UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
@@ -48,6 +48,8 @@ class ScoredBatch:
     score: pa.Array
     failures: pa.Array
     failure_counts: dict[str, int]
+    #: each row's tier as its position in TIER_NAMES (int8): cheaper to count and filter by
+    tier_index: pa.Array | None = None
 
     @property
     def num_rows(self) -> int:
@@ -337,15 +339,16 @@ class BatchScorer:
         nfail = pc.pairwise_diff(offsets).slice(1)
         failures = pa.ListArray.from_arrays(pc.cast(offsets, pa.int32()), self._names_array.take(which))
         score = pc.divide(pc.cast(pc.subtract(counted, nfail), pa.float64()), pc.cast(counted, pa.float64()))
-        # the tier's position in _TIER_NAMES (small integers), then its name: one pass over text
+        # the tier's position in TIER_NAMES (small integers), then its name: one pass over text
         g, sv, b, r = _TIER_INDEX
-        tier = _TIER_NAMES.take(pc.if_else(critical, r, pc.if_else(pc.greater_equal(score, self._gold), g,
-                                                                   pc.if_else(pc.greater_equal(score, self._silver), sv, b))))
+        index = pc.if_else(critical, r, pc.if_else(pc.greater_equal(score, self._gold), g,
+                                                   pc.if_else(pc.greater_equal(score, self._silver), sv, b)))
+        tier = TIER_NAMES.take(index)
         features = {f.name: typed[f.name].values for f in self.schema}
-        return ScoredBatch(features, tier, score, failures, counts)
+        return ScoredBatch(features, tier, score, failures, counts, index)
 
 
-_TIER_NAMES = pa.array([Tier.GOLD.value, Tier.SILVER.value, Tier.BRONZE.value, Tier.REJECTED.value], pa.string())
+TIER_NAMES = pa.array([Tier.GOLD.value, Tier.SILVER.value, Tier.BRONZE.value, Tier.REJECTED.value], pa.string())
 _TIER_INDEX = tuple(pa.scalar(i, pa.int8()) for i in range(4))
 
 
