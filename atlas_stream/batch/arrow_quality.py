@@ -24,7 +24,8 @@ from ..expr import compile_expr
 from ..model import Feature, QualityConfig, Rule, Tier, Transformation
 from .arrow_expr import FAILED, ArrowExpr, NotVectorised, dtype_kind, python_rows
 from .arrow_transform import ArrowTransformer, Columns, field_env
-from .arrow_values import Coerced, Mask, any_, canonical, coerce_column, full, missing_mask, nonzero, to_mask
+from .arrow_values import (Coerced, Mask, any_, canonical, coerce_column, forget_stripped, full, missing_mask,
+                           nonzero, to_mask)
 
 __all__ = ["CHECKS", "TIER_NAMES", "BatchScorer", "ScoredBatch"]
 
@@ -282,6 +283,13 @@ class BatchScorer:
 
     def score(self, cols: Columns, n: int, ingest_time: datetime) -> ScoredBatch:
         """Transform and score ``n`` rows of raw columns (``ingest_time`` naive means UTC)."""
+        forget_stripped()
+        try:
+            return self._score(cols, n, ingest_time)
+        finally:
+            forget_stripped()
+
+    def _score(self, cols: Columns, n: int, ingest_time: datetime) -> ScoredBatch:
         cols = self.transformer.apply(cols, n)
         nulls = self.null_values
         missing_of, coerce = GATES["completeness"], GATES["type"]

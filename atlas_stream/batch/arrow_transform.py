@@ -23,7 +23,6 @@ from ..model import Feature, Transformation
 from ..transform import _schema_step
 from .arrow_expr import FAILED, ArrowExpr, NotVectorised, dtype_kind, python_rows
 from .arrow_values import (
-    PY_WHITESPACE,
     Col,
     Mask,
     all_,
@@ -35,6 +34,7 @@ from .arrow_values import (
     missing_mask,
     nonzero,
     python_values,
+    strip,
     to_mask,
 )
 
@@ -118,7 +118,7 @@ def _text_step(col: Col, op: str) -> Col:
     if not pa.types.is_string(v.type):
         return col
     if op == "trim":
-        return Col(pc.utf8_trim(v, PY_WHITESPACE), col.present)
+        return Col(strip(v), col.present)
     fast = pc.ascii_lower(v) if op == "lower" else pc.ascii_upper(v)
     other = nonzero(pc.and_(pc.invert(to_mask(pc.string_is_ascii(v))), pc.is_valid(v)))
     if other:

@@ -42,6 +42,7 @@ __all__ = [
     "coerce_column",
     "days_from_civil",
     "flags",
+    "forget_stripped",
     "from_python",
     "full",
     "ints",
@@ -60,18 +61,29 @@ __all__ = [
 PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
                  "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 
-_LAST_STRIP = threading.local()
+_STRIPPED = threading.local()
 
 
 def strip(text: pa.Array) -> pa.Array:
     """``str.strip()`` of every value. The missing mask and the coercion of a field strip the
-    same array one after the other: the last result of each thread is kept for that."""
-    last = getattr(_LAST_STRIP, "pair", None)
-    if last is not None and last[0] is text:
-        return last[1]
+    same array one after the other, and a ``trim`` transformation's output needs no second
+    strip: each thread keeps its results (with their inputs, so no id is reused) until
+    :func:`forget_stripped` (the scorer calls it around each batch)."""
+    seen: dict[int, tuple[pa.Array, pa.Array]] | None = getattr(_STRIPPED, "seen", None)
+    if seen is None:
+        seen = _STRIPPED.seen = {}
+    hit = seen.get(id(text))
+    if hit is not None and hit[0] is text:
+        return hit[1]
     out = pc.utf8_trim(text, PY_WHITESPACE)
-    _LAST_STRIP.pair = (text, out)
+    seen[id(text)] = (text, out)
+    seen[id(out)] = (out, out)  # stripping twice changes nothing
     return out
+
+def forget_stripped() -> None:
+    """Drop this thread's kept :func:`strip` results (their memory)."""
+    _STRIPPED.seen = {}
+
 
 Mask: TypeAlias = pa.Array  # booleans, one per row, never null
 Values: TypeAlias = "pa.Array | list[Any]"  # a list: Python objects (mixed JSON kinds, nested values)
@@ -190,7 +202,7 @@ def missing_mask(col: Col | None, n: int, nulls: frozenset[str]) -> Mask:
             # only text as short as the longest token can be one: most columns need no lookup
             if any_(pc.less_equal(pc.binary_length(t), longest)):
                 blank = pc.or_(blank, pc.is_in(t, tokens))
-        m = to_mask(pc.or_kleene(pc.is_null(v), blank))
+        m = blank if not v.null_count else to_mask(pc.or_kleene(pc.is_null(v), blank))  # CSV text has no nulls
     else:
         m = pc.is_null(v)
     if col.present is not None:
