@@ -580,7 +580,8 @@ def coerce_column(values: Values, dtype: DType, wanted: Mask) -> Coerced:
             mask = flags(n, good)
             out = pc.replace_with_mask(out, mask, _typed_array(got, typ))
             ok = pc.or_(ok, mask)
-    return Coerced(pc.if_else(ok, out, pa.scalar(None, typ)), ok)
+    # every row readable (most text columns): the values as they are, without a copy
+    return Coerced(out if ok.true_count == n and not out.null_count else pc.if_else(ok, out, pa.scalar(None, typ)), ok)
 
 
 def _typed_array(values: list[Any], typ: pa.DataType) -> pa.Array:
