@@ -80,6 +80,7 @@ def strip(text: pa.Array) -> pa.Array:
     seen[id(out)] = (out, out)  # stripping twice changes nothing
     return out
 
+
 def forget_stripped() -> None:
     """Drop this thread's kept :func:`strip` results (their memory)."""
     _STRIPPED.seen = {}
@@ -250,7 +251,7 @@ def _short(t: pa.Array, longest: int) -> Mask:
 
 
 def _int_from_text(t: pa.Array, wanted: Mask) -> Vector:
-    # Unsigned runs of at most 18 ASCII digits: the first regex below matches them.
+    # Unsigned runs of at most 18 ASCII digits: the exact path's first regex matches them.
     cheap = pc.and_(to_mask(pc.ascii_is_decimal(t)), _short(t, 18))
     return _cheap_then_exact(t, cheap, wanted, lambda g: pc.cast(g, _I64), _int_exact)
 
