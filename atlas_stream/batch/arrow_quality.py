@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
+from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 import pyarrow as pa
@@ -23,9 +24,10 @@ from ..expr import compile_expr
 from ..model import Feature, QualityConfig, Rule, Tier, Transformation
 from .arrow_expr import FAILED, ArrowExpr, NotVectorised, dtype_kind, python_rows
 from .arrow_transform import ArrowTransformer, Columns, field_env
-from .arrow_values import Coerced, Mask, any_, canonical, coerce_column, full, missing_mask, nonzero, to_mask
+from .arrow_values import (Coerced, Mask, any_, canonical, coerce_column, forget_stripped, full, missing_mask,
+                           nonzero, to_mask)
 
-__all__ = ["CHECKS", "BatchScorer", "ScoredBatch"]
+__all__ = ["CHECKS", "TIER_NAMES", "BatchScorer", "ScoredBatch"]
 
 _UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
@@ -48,6 +50,8 @@ class ScoredBatch:
     score: pa.Array
     failures: pa.Array
     failure_counts: dict[str, int]
+    #: each row's tier as its position in TIER_NAMES (int8): cheaper to count and filter by
+    tier_index: pa.Array | None = None
 
     @property
     def num_rows(self) -> int:
@@ -116,8 +120,23 @@ def _pattern_check(feature: Feature) -> Predicate:
     # \x1c-\x1f: with \s or \S in the pattern only printable ASCII text is left to RE2.
     spaces = "\\s" in rx.pattern or "\\S" in rx.pattern
 
+    # A column with few distinct values (country codes, ...) is matched once per distinct value:
+    # decided on the first batch, kept for the run (the answer is the same either way).
+    few_values: list[bool | None] = [None]
+
     def check(c: Coerced, raw: Any) -> Mask:
         text = canonical(c, dtype, raw)
+        if few_values[0] is not False and len(text) >= 1024:
+            encoded = pc.dictionary_encode(text)  # null text (rows not of the type): null index
+            distinct = encoded.dictionary
+            if few_values[0] is None:
+                few_values[0] = len(distinct) * 16 <= len(text)
+            if few_values[0]:
+                every = full(len(distinct), True)
+                return to_mask(pc.take(matches(Coerced(distinct, every), distinct), encoded.indices))
+        return matches(c, text)
+
+    def matches(c: Coerced, text: pa.Array) -> Mask:
         if re2 is not None:
             # Other text is Python's to match, one value at a time.
             # ascii_is_printable: every character in \x20-\x7e (true for ""), without a regex pass
@@ -264,6 +283,13 @@ class BatchScorer:
 
     def score(self, cols: Columns, n: int, ingest_time: datetime) -> ScoredBatch:
         """Transform and score ``n`` rows of raw columns (``ingest_time`` naive means UTC)."""
+        forget_stripped()
+        try:
+            return self._score(cols, n, ingest_time)
+        finally:
+            forget_stripped()
+
+    def _score(self, cols: Columns, n: int, ingest_time: datetime) -> ScoredBatch:
         cols = self.transformer.apply(cols, n)
         nulls = self.null_values
         missing_of, coerce = GATES["completeness"], GATES["type"]
@@ -280,7 +306,8 @@ class BatchScorer:
             valid = coerced.ok
             bad_type = pc.and_(present, pc.invert(valid))
             fails += [missing, bad_type]
-            counted = pc.add(counted, pc.add(pc.add(_int(present), pc.multiply(_int(valid), len(checks))), 1))
+            # 1 (completeness) + 1 if present (type) + the constraints if valid (valid rows are present)
+            counted = pc.add(counted, pc.if_else(valid, _i64(len(checks) + 2), pc.if_else(present, _TWO, _ONE)))
             if required:
                 critical = pc.or_(critical, pc.or_(missing, bad_type))
             raw = col.values if col is not None else None
@@ -289,39 +316,63 @@ class BatchScorer:
         now = ingest_time if ingest_time.tzinfo is not None else ingest_time.replace(tzinfo=_UTC)
         for step in self._steps:
             applies, fail = step(cols, typed, n, now)
-            counted = pc.add(counted, 1 if applies is None else _int(applies))
+            counted = pc.add(counted, _ONE if applies is None else _int(applies))
             fails.append(fail)
         return self._outcome(fails, counted, critical, typed, n)
 
     def _outcome(self, fails: list[Mask], counted: pa.Array, critical: Mask, typed: dict[str, Coerced],
                  n: int) -> ScoredBatch:
         k = len(fails)
-        nfail = pa.repeat(pa.scalar(0, pa.int64()), n)
         keys: list[pa.Array] = []
         counts: dict[str, int] = {}
+        failing: Mask | None = None  # rows with at least one failure
         for j, (mask, name) in enumerate(zip(fails, self.check_names)):
-            rows = pc.indices_nonzero(mask)
-            if len(rows):
-                counts[name] = len(rows)
-                nfail = pc.add(nfail, _int(mask))
+            count = mask.true_count  # a popcount: most checks fail nowhere in a batch
+            if count:
+                counts[name] = count
+                failing = mask if failing is None else pc.or_(failing, mask)
+                rows = pc.indices_nonzero(mask)
                 keys.append(pc.add(pc.multiply(pc.cast(rows, pa.int64()), k), j))
-        # Row-major order of (row, check): each row's failures in the order of the checks.
-        key = pc.sort_indices(pa.chunked_array(keys, pa.int64())) if keys else None
-        flat = pa.chunked_array(keys, pa.int64()).take(key).combine_chunks() if key is not None else pa.array([], pa.int64())
-        which = pc.subtract(flat, pc.multiply(pc.divide(flat, k), k)) if k else flat
-        offsets = pa.concat_arrays([pa.array([0], pa.int64()), pc.cumulative_sum(nfail)]) if n else pa.array([0], pa.int64())
+        if failing is None:
+            offsets = pa.repeat(pa.scalar(0, pa.int64()), n + 1)
+            which = pa.array([], pa.int64())
+        else:
+            # Row-major order of (row, check): each row's failures in the order of the checks.
+            flat = pa.chunked_array(keys, pa.int64())
+            flat = flat.take(pc.sort_indices(flat)).combine_chunks()
+            row = pc.divide(flat, k)
+            which = pc.subtract(flat, pc.multiply(row, k))
+            # a failing row's end offset is where its run of keys ends; other rows keep the last one
+            ends = pc.cast(pc.run_end_encode(row).run_ends, pa.int64())
+            tail = pc.fill_null(pc.fill_null_forward(pc.replace_with_mask(pa.nulls(n, pa.int64()), failing, ends)), 0)
+            offsets = pa.concat_arrays([pa.array([0], pa.int64()), tail])
+        nfail = pc.pairwise_diff(offsets).slice(1)
         failures = pa.ListArray.from_arrays(pc.cast(offsets, pa.int32()), self._names_array.take(which))
         score = pc.divide(pc.cast(pc.subtract(counted, nfail), pa.float64()), pc.cast(counted, pa.float64()))
-        tier = pc.if_else(critical, Tier.REJECTED.value,
-                          pc.if_else(pc.greater_equal(score, self._gold), Tier.GOLD.value,
-                                     pc.if_else(pc.greater_equal(score, self._silver), Tier.SILVER.value,
-                                                Tier.BRONZE.value)))
+        # the tier's position in TIER_NAMES (small integers), then its name: one pass over text
+        g, sv, b, r = _TIER_INDEX
+        index = pc.if_else(critical, r, pc.if_else(pc.greater_equal(score, self._gold), g,
+                                                   pc.if_else(pc.greater_equal(score, self._silver), sv, b)))
+        tier = TIER_NAMES.take(index)
         features = {f.name: typed[f.name].values for f in self.schema}
-        return ScoredBatch(features, tier, score, failures, counts)
+        return ScoredBatch(features, tier, score, failures, counts, index)
+
+
+TIER_NAMES = pa.array([Tier.GOLD.value, Tier.SILVER.value, Tier.BRONZE.value, Tier.REJECTED.value], pa.string())
+_TIER_INDEX = tuple(pa.scalar(i, pa.int8()) for i in range(4))
+
+
+_ZERO, _ONE, _TWO = (pa.scalar(i, pa.int64()) for i in range(3))
+
+
+@lru_cache(maxsize=256)
+def _i64(value: int) -> pa.Scalar:
+    return pa.scalar(value, pa.int64())
 
 
 def _int(mask: Mask) -> pa.Array:
-    return pc.cast(mask, pa.int64())
+    """1 and 0 (int64) for true and false: an if_else is faster than a cast from bool."""
+    return pc.if_else(mask, _ONE, _ZERO)
 
 
 def _flags(n: int, rows: list[int]) -> Mask:

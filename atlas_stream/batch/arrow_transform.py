@@ -11,6 +11,7 @@ keeps both exactly.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable, Mapping, Sequence
 
 import pyarrow as pa
@@ -22,7 +23,6 @@ from ..model import Feature, Transformation
 from ..transform import _schema_step
 from .arrow_expr import FAILED, ArrowExpr, NotVectorised, dtype_kind, python_rows
 from .arrow_values import (
-    PY_WHITESPACE,
     Col,
     Mask,
     all_,
@@ -34,14 +34,32 @@ from .arrow_values import (
     missing_mask,
     nonzero,
     python_values,
+    strip,
     to_mask,
 )
 
-__all__ = ["ArrowTransformer", "Columns", "field_env"]
+__all__ = ["ArrowTransformer", "Columns", "decimal_floats", "field_env"]
 
 Columns = dict[str, Col]
 
 _PLACEHOLDER: dict[str, Any] = {"int": 0, "float": 0.0, "string": "", "bool": False}
+
+
+def decimal_floats(values: pa.Array) -> pa.Array:
+    """``float(Decimal)`` of every value: the correctly rounded double. Up to 15 digits the
+    unscaled integer (below 2**53) and 10**scale are both exact doubles, so their quotient is
+    the correctly rounded value (IEEE division rounds correctly); other decimals go through
+    their text, which Arrow reads correctly rounded (the direct cast does not round correctly)."""
+    typ = values.type
+    if typ.bit_width != 128 or typ.precision > 15 or values.offset or sys.byteorder != "little":
+        return pc.cast(pc.cast(values, pa.string()), pa.float64())
+    n = len(values)
+    # a decimal128 is two little-endian 64-bit words; below 2**63 the low one is the integer
+    words = pa.Array.from_buffers(pa.int64(), 2 * n, [None, values.buffers()[1]])
+    unscaled = pc.list_element(pa.FixedSizeListArray.from_arrays(words, 2), 0)
+    quotient = pc.divide(pc.cast(unscaled, pa.float64()), float(10 ** typ.scale))
+    return pa.Array.from_buffers(pa.float64(), n, [values.buffers()[0], quotient.buffers()[1]],
+                                 null_count=values.null_count)
 
 
 def field_env(kind: str, values: pa.Array) -> pa.Array:
@@ -49,7 +67,7 @@ def field_env(kind: str, values: pa.Array) -> pa.Array:
     into the correctly rounded float like ``float(Decimal)``; the direct cast does not), and a
     harmless placeholder where the field has no value."""
     if pa.types.is_decimal(values.type):
-        values = pc.cast(pc.cast(values, pa.string()), pa.float64())
+        values = decimal_floats(values)
     if kind in _PLACEHOLDER:
         return pc.fill_null(values, pa.scalar(_PLACEHOLDER[kind], values.type))
     # date / timestamp: day 0 / epoch
@@ -100,7 +118,7 @@ def _text_step(col: Col, op: str) -> Col:
     if not pa.types.is_string(v.type):
         return col
     if op == "trim":
-        return Col(pc.utf8_trim(v, PY_WHITESPACE), col.present)
+        return Col(strip(v), col.present)
     fast = pc.ascii_lower(v) if op == "lower" else pc.ascii_upper(v)
     other = nonzero(pc.and_(pc.invert(to_mask(pc.string_is_ascii(v))), pc.is_valid(v)))
     if other:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal, localcontext
 from functools import lru_cache
 from typing import Any, Callable, Iterable, TypeAlias
 
@@ -41,6 +42,7 @@ __all__ = [
     "coerce_column",
     "days_from_civil",
     "flags",
+    "forget_stripped",
     "from_python",
     "full",
     "ints",
@@ -59,18 +61,30 @@ __all__ = [
 PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
                  "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 
-_LAST_STRIP = threading.local()
+_STRIPPED = threading.local()
 
 
 def strip(text: pa.Array) -> pa.Array:
     """``str.strip()`` of every value. The missing mask and the coercion of a field strip the
-    same array one after the other: the last result of each thread is kept for that."""
-    last = getattr(_LAST_STRIP, "pair", None)
-    if last is not None and last[0] is text:
-        return last[1]
+    same array one after the other, and a ``trim`` transformation's output needs no second
+    strip: each thread keeps its results (with their inputs, so no id is reused) until
+    :func:`forget_stripped` (the scorer calls it around each batch)."""
+    seen: dict[int, tuple[pa.Array, pa.Array]] | None = getattr(_STRIPPED, "seen", None)
+    if seen is None:
+        seen = _STRIPPED.seen = {}
+    hit = seen.get(id(text))
+    if hit is not None and hit[0] is text:
+        return hit[1]
     out = pc.utf8_trim(text, PY_WHITESPACE)
-    _LAST_STRIP.pair = (text, out)
+    seen[id(text)] = (text, out)
+    seen[id(out)] = (out, out)  # stripping twice changes nothing
     return out
+
+
+def forget_stripped() -> None:
+    """Drop this thread's kept :func:`strip` results (their memory)."""
+    _STRIPPED.seen = {}
+
 
 Mask: TypeAlias = pa.Array  # booleans, one per row, never null
 Values: TypeAlias = "pa.Array | list[Any]"  # a list: Python objects (mixed JSON kinds, nested values)
@@ -189,7 +203,7 @@ def missing_mask(col: Col | None, n: int, nulls: frozenset[str]) -> Mask:
             # only text as short as the longest token can be one: most columns need no lookup
             if any_(pc.less_equal(pc.binary_length(t), longest)):
                 blank = pc.or_(blank, pc.is_in(t, tokens))
-        m = to_mask(pc.or_kleene(pc.is_null(v), blank))
+        m = blank if not v.null_count else to_mask(pc.or_kleene(pc.is_null(v), blank))  # CSV text has no nulls
     else:
         m = pc.is_null(v)
     if col.present is not None:
@@ -207,7 +221,42 @@ def _text_fast(t: pa.Array, regex: str) -> tuple[pa.Array, Mask]:
     return pc.if_else(fast, t, "0"), fast
 
 
+def _cheap_then_exact(t: pa.Array, cheap: Mask, wanted: Mask, cast: Callable[[pa.Array], pa.Array],
+                      exact: Callable[[pa.Array, Mask], Vector], filler: str = "0") -> Vector:
+    """``exact(t, wanted)``, with fewer regular expression passes: the ``cheap`` rows (cheap
+    predicates, no regex; a row the exact path reads with the same ``cast`` of its text) are
+    read by ``cast`` at once (the other rows as ``filler``), and only the other wanted rows go
+    through ``exact``. Should ``cast`` refuse a cheap row, the whole batch goes through ``exact``."""
+    try:
+        value = cast(t if all_(cheap) else pc.if_else(cheap, t, filler))
+    except pa.ArrowInvalid:
+        return exact(t, wanted)
+    rest = pc.and_(wanted, pc.invert(cheap))
+    if not any_(rest):
+        return value, cheap, pc.invert(cheap)
+    sub = t.filter(rest)
+    sub_value, sub_ok, sub_hard = exact(sub, full(len(sub), True))
+    assert sub_value is not None and sub_value.type == value.type
+    return (pc.replace_with_mask(value, rest, sub_value), pc.replace_with_mask(cheap, rest, sub_ok),
+            pc.replace_with_mask(full(len(t), False), rest, sub_hard))
+
+
+def _only_chars(t: pa.Array, chars: str) -> Mask:
+    """Rows made of ``chars`` (ASCII) alone; true for "" (which is never a wanted row: blank is missing)."""
+    return to_mask(pc.equal(pc.binary_length(pc.ascii_trim(t, chars)), 0))
+
+
+def _short(t: pa.Array, longest: int) -> Mask:
+    return to_mask(pc.less_equal(pc.binary_length(t), longest))
+
+
 def _int_from_text(t: pa.Array, wanted: Mask) -> Vector:
+    # Unsigned runs of at most 18 ASCII digits: the exact path's first regex matches them.
+    cheap = pc.and_(to_mask(pc.ascii_is_decimal(t)), _short(t, 18))
+    return _cheap_then_exact(t, cheap, wanted, lambda g: pc.cast(g, _I64), _int_exact)
+
+
+def _int_exact(t: pa.Array, wanted: Mask) -> Vector:
     guarded, plain = _text_fast(t, r"^-?[0-9]{1,18}$")
     value = pc.cast(guarded, _I64)
     if not any_(pc.and_(wanted, pc.invert(plain))):
@@ -217,7 +266,15 @@ def _int_from_text(t: pa.Array, wanted: Mask) -> Vector:
     return pc.cast(digits, _I64), fast, pc.invert(fast)
 
 
-def _float_from_text(t: pa.Array) -> Vector:
+def _float_from_text(t: pa.Array, wanted: Mask) -> Vector:
+    # At most 15 characters of digits, points and signs that Arrow reads as a number (a sign
+    # first, one point, a digit): the regex below matches them; ".", "1.2.3" or "1-2" make the
+    # cast raise.
+    cheap = pc.and_(_only_chars(t, "0123456789.+-"), _short(t, 15))
+    return _cheap_then_exact(t, cheap, wanted, lambda g: pc.cast(g, pa.float64()), _float_exact)
+
+
+def _float_exact(t: pa.Array, wanted: Mask) -> Vector:
     guarded, fast = _text_fast(t, r"^[+-]?(?:[0-9]{1,15}(?:\.[0-9]{0,15})?|\.[0-9]{1,15})$")
     return pc.cast(guarded, pa.float64()), fast, pc.invert(fast)
 
@@ -226,12 +283,26 @@ _DEC_PARTS = r"^(?P<sign>[+-]?)0*(?P<int>[0-9]*?)(?:\.(?P<frac>[0-9]*?)0*)?$"
 
 
 def _decimal_from_text(t: pa.Array, dtype: DType, wanted: Mask | None = None) -> Vector:
+    if wanted is None:
+        return _decimal_exact(t, dtype, None)
+    # Digits with a point and a sign that Arrow's safe cast reads: the value fits decimal(p, s)
+    # exactly (Arrow raises on a digit lost or beyond the precision), which is the Python
+    # coercer's condition; the exact path gives the same cast. At most 38 - s characters:
+    # Arrow scales the digits it read to s places in 128 bits, and more digits may wrap
+    # around without an error.
+    typ = pa.decimal128(dtype.precision or 38, dtype.scale or 0)
+    cheap = pc.and_(_only_chars(t, "0123456789.+-"), _short(t, 38 - typ.scale))
+    return _cheap_then_exact(t, cheap, wanted, lambda g: pc.cast(g, typ),
+                             lambda sub, w: _decimal_exact(sub, dtype, w))
+
+
+def _decimal_exact(t: pa.Array, dtype: DType, wanted: Mask | None) -> Vector:
     precision, scale = dtype.precision or 38, dtype.scale or 0
-    if wanted is not None:
+    if wanted is not None and precision > scale:  # ([0-9]{1,0} is no regex: decimal(2, 2) goes on below)
         # Common case: at most p-s digits before the point and s after: Arrow's cast is exact.
         frac = rf"(?:\.[0-9]{{0,{scale}}})?" if scale else r"\.?"
         guarded, plain = _text_fast(t, rf"^[+-]?[0-9]{{1,{precision - scale}}}{frac}$")
-        if precision - scale > 0 and not any_(pc.and_(wanted, pc.invert(plain))):
+        if not any_(pc.and_(wanted, pc.invert(plain))):
             return pc.cast(guarded, pa.decimal128(precision, scale)), plain, pc.invert(plain)
     guarded, fast = _text_fast(t, r"^[+-]?(?:[0-9]{1,38}(?:\.[0-9]{0,38})?|\.[0-9]{1,38})$")
     parts = pc.extract_regex(guarded, _DEC_PARTS)
@@ -241,8 +312,10 @@ def _decimal_from_text(t: pa.Array, dtype: DType, wanted: Mask | None = None) ->
     zero = pc.and_(pc.equal(ilen, 0), pc.equal(flen, 0))
     fits = pc.and_(pc.less_equal(flen, scale), pc.less_equal(ilen, precision - scale))
     ok = pc.and_(fast, pc.or_(zero, fits))
-    text = pc.binary_join_element_wise(sign, pc.if_else(pc.equal(ipart, ""), "0", ipart), ".",
-                                       pc.if_else(pc.equal(frac, ""), "0", frac), "")
+    # no ".0" after a whole number: 38 digits and one more would be too many for Arrow's cast
+    no_frac = pc.equal(frac, "")
+    text = pc.binary_join_element_wise(sign, pc.if_else(pc.equal(ipart, ""), "0", ipart),
+                                       pc.if_else(no_frac, "", "."), frac, "")
     value = pc.cast(pc.if_else(ok, text, "0"), pa.decimal128(precision, scale))
     return value, ok, pc.invert(fast)
 
@@ -318,6 +391,23 @@ _NAIVE = _YMD + r"(?:[T ]" + _HMS + r")?$"
 
 
 def _timestamp_from_text(t: pa.Array, wanted: Mask) -> Vector:
+    # "YYYY-MM-DDThh:mm:ss[.f{1,6}]Z": digits, "-:.TZ", 20 or 22-27 characters, ending in Z.
+    # Arrow's cast reads its layouts by position: given the length and the final Z, the one
+    # it accepts is this one, with the fields in range (a calendar date), which _ZONED matches;
+    # anything else it refuses (and the batch takes the exact path).
+    length = pc.binary_length(t)
+    cheap = pc.and_(pc.and_(to_mask(pc.ends_with(t, "Z")), _only_chars(t, "0123456789-:.TZ")),
+                    to_mask(pc.or_(pc.equal(length, 20),
+                                   pc.and_(pc.greater_equal(length, 22), pc.less_equal(length, 27)))))
+    value, ok, hard = _cheap_then_exact(t, cheap, wanted, lambda g: pc.cast(g, _UTC_US), _timestamp_exact,
+                                        "1970-01-01T00:00:00Z")
+    us = pc.cast(value, _I64)
+    # in range in UTC, as the exact path checks
+    in_range = pc.and_(pc.greater_equal(us, _MIN_US), pc.less_equal(us, _MAX_US))
+    return value, pc.and_(ok, in_range), pc.or_(hard, pc.and_(cheap, pc.invert(in_range)))
+
+
+def _timestamp_exact(t: pa.Array, wanted: Mask) -> Vector:
     """Plain ISO layouts through Arrow's cast (zoned, then naive = UTC); anything else, or a
     batch where Arrow refuses one of them (Feb 30th), through the field-by-field reading."""
     try:
@@ -371,7 +461,7 @@ def _from_text(t_raw: pa.Array, dtype: DType, wanted: Mask) -> Vector:
     if name in ("int", "bigint"):
         return _int_from_text(t, wanted)
     if name in ("float", "double"):
-        return _float_from_text(t)
+        return _float_from_text(t, wanted)
     if name == "decimal":
         return _decimal_from_text(t, dtype, wanted)
     if name == "bool":
@@ -489,9 +579,22 @@ def coerce_column(values: Values, dtype: DType, wanted: Mask) -> Coerced:
                 pass
         if good:
             mask = flags(n, good)
-            out = pc.replace_with_mask(out, mask, pa.array(got, typ))
+            out = pc.replace_with_mask(out, mask, _typed_array(got, typ))
             ok = pc.or_(ok, mask)
-    return Coerced(pc.if_else(ok, out, pa.scalar(None, typ)), ok)
+    # every row readable (most text columns): the values as they are, without a copy
+    return Coerced(out if ok.true_count == n and not out.null_count else pc.if_else(ok, out, pa.scalar(None, typ)), ok)
+
+
+def _typed_array(values: list[Any], typ: pa.DataType) -> pa.Array:
+    """``pa.array(values, typ)``; decimals first get the type's scale: pyarrow infers a
+    precision from the first Decimal and refuses a later one with another exponent
+    (``[Decimal('1E+4'), Decimal('1.0')]`` as decimal(6, 2)). The values are unchanged."""
+    if pa.types.is_decimal(typ):
+        q = Decimal(1).scaleb(-typ.scale)
+        with localcontext() as ctx:
+            ctx.prec = 100  # exact: a value has at most 38 digits
+            values = [v.quantize(q) for v in values]
+    return pa.array(values, typ)
 
 
 def canonical(coerced: Coerced, dtype: DType, raw: Values | None) -> pa.Array:

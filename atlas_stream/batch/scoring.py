@@ -12,10 +12,13 @@ import pyarrow.compute as pc
 
 from ..lake import dataset_features, lake_schema
 from ..model import TIERS, Dataset, Tier
-from .arrow_quality import BatchScorer
+from .arrow_quality import TIER_NAMES, BatchScorer
 from .readers import RawBatch
 
 __all__ = ["Scored", "TierSplit", "add_counts"]
+
+_NAMES: list[str] = TIER_NAMES.to_pylist()
+_INDEX = {name: pa.scalar(i, pa.int8()) for i, name in enumerate(_NAMES)}
 
 
 @dataclass
@@ -44,10 +47,13 @@ class TierSplit:
             return None
         scored = self.scorer.score(raw.cols, raw.n, self.started)
         table = self._lake_table(scored, raw)
-        counts = [(d["values"], d["counts"]) for d in pc.value_counts(scored.tier).to_pylist()]
+        # tiers by their index in TIER_NAMES (int8): counted and compared without text
+        index = scored.tier_index
+        assert index is not None
+        counts = [(_NAMES[d["values"]], d["counts"]) for d in pc.value_counts(index).to_pylist()]
         rows = dict(counts)
         # a tier with every row, or none, needs no filter pass over the whole table
-        parts = [(tier, table if rows[tier] == raw.n else table.filter(pc.equal(scored.tier, tier)))
+        parts = [(tier, table if rows[tier] == raw.n else table.filter(pc.equal(index, _INDEX[tier])))
                  for tier in self.tiers if rows.get(tier)]
         return Scored(counts, dict(scored.failure_counts), parts)
 

@@ -14,6 +14,7 @@ import pytest
 from atlas_stream.batch.arrow_quality import BatchScorer
 from atlas_stream.batch.records import columns_from_records
 from atlas_stream.contracts import load_contract
+from atlas_stream.lake import arrow_type
 from atlas_stream.model import Dataset, QualityConfig, Rule, Transformation, parse_dtype
 from atlas_stream.quality import DatasetScorer
 from atlas_stream.samples import SampleGenerator
@@ -206,3 +207,160 @@ def test_python_whitespace_is_complete() -> None:
     from atlas_stream.batch.arrow_values import PY_WHITESPACE
 
     assert PY_WHITESPACE == "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+
+
+# ------------------------------------------------------------------ numeric text, exhaustively
+
+def _coerce_both_ways(values: list[str], dtype: str) -> None:
+    """``coerce_column`` against the Python coercer, value by value (every value non-blank)."""
+    import pyarrow as pa
+
+    from atlas_stream.batch.arrow_values import coerce_column, full
+    from atlas_stream.dtypes import CoercionError, coercer
+
+    dt = parse_dtype(dtype)
+    conv = coercer(dt)
+    got = coerce_column(pa.array(values, pa.string()), dt, full(len(values), True))
+    typed, ok = got.values.to_pylist(), got.ok.to_pylist()
+    for i, text in enumerate(values):
+        try:
+            want: Any = conv(text)
+        except CoercionError:
+            want = None
+        assert (ok[i], typed[i]) == (want is not None, want), f"{dtype}: {text!r}"
+
+
+def _strings(alphabet: str, longest: int) -> list[str]:
+    out, level = [], [""]
+    for _ in range(longest):
+        level = [s + c for s in level for c in alphabet]
+        out += level
+    return [s for s in out if s.strip()]
+
+
+def _arrow_reads(text: str, typ: Any = None) -> bool:
+    import pyarrow as pa
+
+    try:
+        pa.array([text]).cast(typ or pa.timestamp("us", tz="UTC"))
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+NUMERIC_EDGES = [
+    "0", "00", "007", "-0", "+0", "-007", "+5", "-5", "1.", ".5", "-.5", "+.5", "0.", ".", "..", "1..2", "1.2.3",
+    "1e2", "1E2", "1e-2", "-1e+2", "1e", "e1", "inf", "nan", "Infinity", "0x1F", "1_000", " 12 ", "\u00a012\u3000",
+    "\u0661\u0662", "\uff11\uff12", "1\u0662", "²", "12a", "", "1 2", "123456789012345678", "1234567890123456789",
+    "9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+    "000000000000000000000000000000000000000001", "1." + "0" * 40, "0." + "0" * 40, "999999999999999.9",
+    "123456789012345", "1234567890123456", "0.123456789012345", "1.234", "1.230", "9999.99", "10000.00",
+    "99999.99", "-9999.99", "0.001", "0.005", "12345678901234567890123456789012345678",
+    "123456789012345678901234567890123456789", "1" * 15 + "." + "1" * 15, "1" * 16, "." + "1" * 15,
+    "9" * 28, "9" * 28 + ".9", "9" * 29, "9" * 36, "9" * 37, "9" * 38 + ".", "0" * 30 + "1.5", "1" + "0" * 27 + ".",
+]
+
+
+@pytest.mark.parametrize("dtype", ["int", "bigint", "double", "decimal(6,2)", "decimal(38,0)", "decimal(2,2)",
+                                   "decimal(38,10)"])
+def test_numeric_text_reads_as_in_python(dtype: str) -> None:
+    """Signs, leading zeros, points, exponents, whitespace, non-ASCII digits and overflow: every
+    short string over digits, signs, points and 'e', one whole column each (the cheap paths), then
+    mixed with the edge cases (cheap rows next to rows the exact path reads)."""
+    everything = _strings("019.+-e", 4)
+    _coerce_both_ways(everything, dtype)
+    plain = [s for s in everything if s.strip("0123456789.") == "" and s.count(".") <= 1 and s != "."]
+    _coerce_both_ways(plain, dtype)
+    _coerce_both_ways([s for s in NUMERIC_EDGES if s.strip()], dtype)
+    # the ones Arrow's cast reads, alone in a column: no row makes the batch take the exact path
+    typ = arrow_type(parse_dtype(dtype))
+    _coerce_both_ways([s for s in everything + NUMERIC_EDGES if s.strip() and _arrow_reads(s, typ)], dtype)
+    rng = random.Random(3)
+    mixed = plain * 3 + [s for s in NUMERIC_EDGES if s.strip()]
+    rng.shuffle(mixed)
+    _coerce_both_ways(mixed, dtype)
+
+
+def _mutations(base: str, alphabet: str) -> list[str]:
+    """``base`` with each character replaced by, or preceded by, each of ``alphabet``, or left out."""
+    out = []
+    for i in range(len(base)):
+        out += [base[:i] + c + base[i + 1:] for c in alphabet] + [base[:i] + c + base[i:] for c in alphabet]
+        out.append(base[:i] + base[i + 1:])
+    return out
+
+
+TS_EDGES = [
+    "2025-01-31T23:59:59Z", "2025-01-31T23:59:59.1Z", "2025-01-31T23:59:59.12Z", "2025-01-31T23:59:59.123Z",
+    "2025-01-31T23:59:59.1234Z", "2025-01-31T23:59:59.12345Z", "2025-01-31T23:59:59.123456Z",
+    "2025-01-31T23:59:59.1234567Z", "2025-01-31T23:59:59.Z", "2025-01-31T23:59Z", "2025-01-31T23Z", "2025-01-31Z",
+    "2025-01-31 23:59:59.123Z", "2025-01-31t23:59:59.123Z", "2025-01-31T23:59:59.123z", "2024-02-29T00:00:00Z",
+    "2025-02-29T00:00:00Z", "2025-02-30T00:00:00.000Z", "2025-04-31T00:00:00Z", "2025-13-01T00:00:00Z",
+    "2025-00-01T00:00:00Z", "2025-01-00T00:00:00Z", "2025-01-01T24:00:00Z", "2025-01-01T23:60:00Z",
+    "2025-01-01T23:00:60Z", "0000-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z",
+    "2025-01-31T23:59:59-00:00Z", "2025-01-31T23:59:59+01:00", "2025-01-31T23:59:59.5-05:30",
+    "20250131T235959Z", "2025-01-31T235959Z", "2025-01-31T23:59:59,123Z", " 2025-01-31T23:59:59.123Z ",
+    "2025-01-31T23:59:59.123Z\u3000", "\u0662025-01-31T23:59:59.123Z", "2025-W05-1T00:00:00Z", "-025-01-31T00:00:00Z",
+]
+
+
+@pytest.mark.parametrize("base", ["2025-01-31T23:59:59.123Z", "2024-02-29T00:00:00Z", "0001-01-01T00:00:00.5Z"])
+def test_timestamp_text_reads_as_in_python(base: str) -> None:
+    """Every one-character change of a timestamp (digits, separators, zone letters, whitespace):
+    a whole column of the ordinary layout (the cheap path), then mixed with every edge case."""
+    rng = random.Random(4)
+    ordinary = [base] * 50 + [base.replace("2", "1")] * 50
+    _coerce_both_ways(ordinary, "timestamp")
+    variants = _mutations(base, "0129-:.TZ+ z,") + TS_EDGES
+    _coerce_both_ways(variants, "timestamp")
+    # the ones Arrow's cast reads, alone in a column: no row makes the batch take the exact path
+    _coerce_both_ways([v for v in variants if v.strip() and _arrow_reads(v)], "timestamp")
+    for _ in range(20):  # batches where most rows take the cheap path
+        mixed = ordinary + rng.sample(variants, 3)
+        rng.shuffle(mixed)
+        _coerce_both_ways([s for s in mixed if s.strip()], "timestamp")
+
+
+def test_patterns_on_columns_of_few_values_match() -> None:
+    """A pattern on a column of few distinct values is matched once per value: the same answers,
+    also for non-ASCII text, Python's \\s, values not of the type, missing ones, and when the
+    column has many values after a first batch of few (and the other way round)."""
+    schema = (feat("s", "string", pattern="[A-Z][a-z]+"), feat("w", "string", pattern=r"\S+\s\S+"),
+              feat("n", "int", pattern="[0-9]{2}"), feat("t", "timestamp", pattern=".*00:00"))
+    few = {"s": ["Ann", "straße", "Bob", " ", "", "NA", "Ünal", "a b", None, 5],
+           "w": ["a b", "a\x0bb", "a\u3000b", "ab", "a\x1cb", None],
+           "n": ["12", "7", "x", "-12", 12, 1.5, None],
+           "t": ["2025-05-30T10:00:00Z", "2025-05-30T10:00:01+02:00", "x", None]}
+    rng = random.Random(12)
+    args = (schema, QualityConfig(), (), schema, frozenset({"NA"}))
+    low = [{k: rng.choice(v) for k, v in few.items()} for _ in range(2000)]
+    high = [{"s": f"Ab{i}" if i % 3 else "Ab", "w": f"a {i}", "n": str(i), "t": f"2025-05-30T10:{i % 60:02d}:00Z"}
+            for i in range(2000)]
+    for first, then in ((low, high), (high, low)):
+        stream, batch = DatasetScorer(*args), BatchScorer(*args)
+        assert_same(stream, batch, first)
+        assert_same(stream, batch, then)
+
+
+@pytest.mark.parametrize("precision, scale", [(12, 2), (15, 15), (15, 0), (9, 4), (16, 2), (38, 10), (1, 0)])
+def test_decimals_in_rules_are_python_floats(precision: int, scale: int) -> None:
+    """A decimal in an expression is ``float(Decimal)``: the correctly rounded double, also at
+    the largest values, for negative ones, zero, nulls and a slice of an array."""
+    from decimal import Context, Decimal
+
+    import pyarrow as pa
+
+    from atlas_stream.batch.arrow_transform import decimal_floats
+
+    rng = random.Random(precision * 100 + scale)
+    top = 10 ** precision - 1
+    unscaled = [0, 1, -1, top, -top, top // 3, -(top // 7)] + [rng.randint(-top, top) for _ in range(3000)]
+    unscaled += [rng.randint(-min(999, top), min(999, top)) for _ in range(100)]
+    exact = Context(prec=60)
+    values: list[Decimal | None] = [Decimal(u).scaleb(-scale, exact) for u in unscaled]
+    values[5:3000:97] = [None] * len(values[5:3000:97])
+    arr = pa.array([None if v is None else str(v) for v in values]).cast(pa.decimal128(precision, scale))
+    for part in (arr, arr.slice(3, 500)):
+        got = decimal_floats(part).to_pylist()
+        want = [None if v is None else float(v) for v in part.to_pylist()]
+        assert got == want
