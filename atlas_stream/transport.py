@@ -33,6 +33,60 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
         #: that a commit (which ends the open transactions with the acked offsets) never falls
         #: between a record's outputs and its ack. FIFO: neither side starves.
         self.commit_gate = asyncio.Lock()
+        #: Set once Faust has resumed the streams after a rebalance (see :meth:`_hold`).
+        self.streams_open = asyncio.Event()
+        self._armed = False
+        #: Stream messages fetched while the streams were not open, delivered once they are.
+        self._held: list[tuple[TP, Message]] = []
+        self._watch_stream_resumption()
+
+    def _watch_stream_resumption(self) -> None:
+        """Open the streams at the first ``flow_control.resume()`` after ``on_rebalance_complete``.
+
+        faust-streaming 0.15.3 ends a rebalance with: ``on_rebalance_complete``, resume the stream
+        partitions, seek them to the committed offsets, then ``flow_control.resume()``, which
+        *clears every agent's buffer*. Flow was already resumed for the tables' recovery, so the
+        fetcher can deliver stream messages between the resumption of the partitions and that
+        clear: they are counted as read and unacknowledged, then dropped from the buffers, and
+        when the seek came before their fetch nothing reads them again. The partition then never
+        commits past them and its later records are never processed: a worker that took over a
+        killed worker's partitions scored nothing more (tests/integration/stream/test_real_kafka.py,
+        about one failover in twenty; the SIGUSR2 dump showed the buffered records unacked, the
+        agent waiting on an empty buffer and aiokafka's position at the end of the partition).
+        """
+        flow_control: Any = self.app.flow_control
+        resume = flow_control.resume
+
+        def resume_and_open() -> None:
+            resume()  # clears the agents' buffers
+            if self._armed:
+                self._armed = False
+                self.streams_open.set()
+
+        flow_control.resume = resume_and_open
+
+        async def arm(sender: Any = None, **kwargs: Any) -> None:
+            self._armed = True
+
+        self.app.on_rebalance_complete.connect(arm, weak=False)  # type: ignore[arg-type]  # Faust's stub: sync receivers
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.streams_open.clear()
+        self._armed = False
+        self._held = []  # fetched again from the committed offsets after the rebalance
+        await super().on_partitions_revoked(revoked)
+
+    def _hold(self, fetched: list[tuple[TP, Message]]) -> list[tuple[TP, Message]]:
+        """What to deliver now: everything once the streams are open (held messages first);
+        before that, the changelog messages only (the tables' recovery reads them) and the rest
+        is held, not dropped: the fetcher has moved past it."""
+        if self.streams_open.is_set():
+            if self._held:
+                fetched, self._held = self._held + fetched, []
+            return fetched
+        is_changelog = self._is_changelog_tp
+        self._held += [pair for pair in fetched if not is_changelog(pair[0])]
+        return [pair for pair in fetched if is_changelog(pair[0])]
 
     async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         async with self.commit_gate:
@@ -45,7 +99,7 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
                 # Fetch outside the wait: getmany itself waits while the flow is suspended.
-                fetched = [pair async for pair in self.getmany(timeout=1.0)]
+                fetched = self._hold([pair async for pair in self.getmany(timeout=1.0)])
                 await self.sleep(0)
                 while fetched and not self.should_stop:
                     at = [len(fetched)]
