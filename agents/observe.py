@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -11,6 +11,7 @@ from atlas_stream import taskdump
 from atlas_stream.app import app
 from atlas_stream.channels import events, source_statuses
 from atlas_stream.stats import stat_key
+from atlas_stream.transport import FetchConsumer
 from atlas_stream.web.events import event_key
 from tables.event_log import event_log
 from tables.source_status import source_status
@@ -41,48 +42,9 @@ def _prune(partition: int, newest: int) -> None:
 
 @app.task
 async def log_tasks_on_sigusr2() -> None:
-    """``kill -USR2 <worker pid>`` logs where every asyncio task waits (atlas_stream/taskdump.py)."""
-    taskdump.install(_consumer_state)
-
-
-def _consumer_state() -> str:
-    """Faust's and aiokafka's view of the partitions, for the SIGUSR2 dump: a partition that is
-    assigned but neither active nor fetched is where a stalled stream stops."""
-    consumer: Any = app.consumer  # Faust's consumer internals (atlas_stream.transport.FetchConsumer)
-    lines = ["CONSUMER",
-             f"    assigned: {_tps(consumer.assignment())}",
-             f"    active (Faust fetches): {_tps(consumer._active_partitions or ())}",
-             f"    paused (Faust): {_tps(consumer._paused_partitions)}",
-             f"    buffered (stream buffer full): {_tps(consumer._buffered_partitions)}",
-             f"    read offsets: {dict(sorted((f'{t.topic}[{t.partition}]', o) for t, o in consumer._read_offset.items()))}",
-             f"    flow active: {consumer.flow_active}, suspend flow: {consumer.suspend_flow.is_set()}"]
-    inner = getattr(getattr(consumer, "_thread", None), "_consumer", None)
-    if inner is not None:
-        lines.append(f"    paused (aiokafka): {_tps(inner.paused())}")
-        lines += _aiokafka_state(inner)
-    return "\n".join(lines)
-
-
-def _aiokafka_state(inner: Any) -> list[str]:
-    """aiokafka's fetcher as the consumer thread sees it (read without its lock: a diagnostic)."""
-    fetcher = inner._fetcher
-    task = fetcher._fetch_task
-    state = "running" if not task.done() else f"ended ({task.exception() if not task.cancelled() else 'cancelled'})"
-    lines = [f"    aiokafka fetcher: {state}; fetches in flight to nodes {sorted(fetcher._in_flight)}; "
-             f"records waiting for {_tps(fetcher._records)}"]
-    subscription = inner._subscription.subscription
-    assignment: Any = subscription.assignment if subscription is not None else None
-    for tp in sorted(assignment.tps if assignment else (), key=lambda t: (t.topic, t.partition)):
-        if tp.topic.endswith("-changelog"):
-            continue
-        st = assignment.state_value(tp)
-        lines.append(f"    {tp.topic}[{tp.partition}]: position {st._position}, highwater {st.highwater}, "
-                     f"status {st._status}, paused {st._paused}")
-    return lines
-
-
-def _tps(tps: Any) -> str:
-    return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in tps if not tp.topic.endswith("-changelog"))) or "-"
+    """``kill -USR2 <worker pid>`` logs where every asyncio task waits and the consumer's view of
+    its partitions (atlas_stream/taskdump.py, FetchConsumer.describe)."""
+    taskdump.install(cast(FetchConsumer, app.consumer).describe)
 
 
 @app.agent(events)

@@ -88,6 +88,42 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
         self._held += [pair for pair in fetched if not is_changelog(pair[0])]
         return [pair for pair in fetched if is_changelog(pair[0])]
 
+    def describe(self) -> str:
+        """Faust's and aiokafka's view of the stream partitions (changelogs left out), for the
+        SIGUSR2 dump: a partition that is assigned but not fetched, or fetched but not delivered,
+        is where a stalled stream stops. aiokafka's state is read without its thread's lock."""
+        def tps(items: Any) -> str:
+            return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in items
+                                    if not self._is_changelog_tp(tp))) or "-"
+
+        offsets = sorted((f"{tp.topic}[{tp.partition}]", o) for tp, o in self._read_offset.items()
+                         if not self._is_changelog_tp(tp))
+        lines = ["CONSUMER",
+                 f"    assigned: {tps(self.assignment())}",
+                 f"    active (Faust fetches): {tps(self._active_partitions or ())}",
+                 f"    paused (Faust): {tps(self._paused_partitions)}",
+                 f"    buffered (stream buffer full): {tps(self._buffered_partitions)}",
+                 f"    read offsets: {dict(offsets)}",
+                 f"    flow active: {self.flow_active}, suspend flow: {self.suspend_flow.is_set()}, "
+                 f"streams open: {self.streams_open.is_set()}, held: {len(self._held)}"]
+        inner = getattr(self._thread, "_consumer", None)
+        if inner is None:
+            return "\n".join(lines)
+        fetcher = inner._fetcher
+        task = fetcher._fetch_task
+        ended = "cancelled" if task.done() and task.cancelled() else task.exception() if task.done() else None
+        lines += [f"    paused (aiokafka): {tps(inner.paused())}",
+                  f"    aiokafka fetcher: {'running' if ended is None else f'ended ({ended})'}; fetches in flight "
+                  f"to nodes {sorted(fetcher._in_flight)}; records waiting for {tps(fetcher._records)}"]
+        subscription = inner._subscription.subscription
+        assignment: Any = subscription.assignment if subscription is not None else None
+        for tp in sorted(assignment.tps if assignment else (), key=lambda t: (t.topic, t.partition)):
+            if not self._is_changelog_tp(tp):
+                st = assignment.state_value(tp)
+                lines.append(f"    {tp.topic}[{tp.partition}]: position {st._position}, highwater {st.highwater}, "
+                             f"status {st._status}, paused {st._paused}")
+        return "\n".join(lines)
+
     async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         async with self.commit_gate:
             return bool(await super().commit(topics, start_new_transaction=start_new_transaction))

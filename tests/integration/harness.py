@@ -49,16 +49,15 @@ class Worker:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def log_with_tasks(self) -> str:
-        """The log after asking the worker where its asyncio tasks wait (SIGUSR2:
-        atlas_stream/taskdump.py): what a timed-out test shows to explain a stall."""
+    def request_task_dump(self) -> None:
+        """Ask the worker to log where its asyncio tasks wait (SIGUSR2: atlas_stream/taskdump.py),
+        and give it time to: what a timed-out test shows to explain a stall."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGUSR2)
             time.sleep(2.0)
-        return self.log()
 
     def stuck_tasks(self, names: Iterable[str] = STREAM_TASKS) -> str:
-        """After :meth:`log_with_tasks`: the await chains of the tasks that name one of ``names``."""
+        """After :meth:`request_task_dump`: the await chains of the tasks that name one of ``names``."""
         dump = self.log().rsplit("asyncio tasks (SIGUSR2):\n", 1)
         if len(dump) < 2:
             return "(no task dump in the log)"

@@ -141,7 +141,7 @@ def test_a_killed_worker_hands_its_partitions_over_and_the_lake_holds_every_reco
     try:
         wait_for("every record in the lake", landed, timeout=240, every=2.0, log=b.log)
     except AssertionError as e:
-        b.log_with_tasks()
+        b.request_task_dump()
         raise AssertionError(f"{_missing(expected, lake_rows(lake))}\n--- stream tasks of the worker that "
                              f"took over ---\n{b.stuck_tasks()}\n{e}") from None
     time.sleep(3)  # anything written twice would land now
