@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import faust
 from faust.exceptions import PartitionsMismatch
-from faust.types import TP
+from faust.types import TP, Message
 
 from atlas_stream.app import app, catalog, settings
 from atlas_stream.channels import events, raw_records
@@ -52,9 +52,11 @@ async def check_raw_topic_partitions() -> None:
 
 _unregistered: set[str] = set()
 
-#: The scoring agent's stream buffer (set when the agent starts): full means the consumer's one
-#: delivery loop waits for room in it, and nothing else is delivered meanwhile.
-_buffer: Any = None
+#: The raw records reach the scoring agent through the app's lane, in micro-batches, not through
+#: its Faust stream (atlas_stream/transport.py); the stream only subscribes the worker to them.
+#: A full lane means the consumer's one delivery loop waits for room in it, and nothing else is
+#: delivered meanwhile.
+app.lane.topics = frozenset(raw_records.topics)
 #: How long a full stream buffer is borne while a first registration is awaited.
 BLOCKED_GRACE = 2.0
 
@@ -75,7 +77,7 @@ async def _registered(subject: str, wait: float = 30.0) -> dict[str, Any] | None
         entry = schema_registry.get(subject)
         if entry:
             return entry  # type: ignore[no-any-return]
-        blocked = blocked + 0.25 if _buffer is not None and _buffer.full() else 0.0
+        blocked = blocked + 0.25 if app.lane.full() else 0.0
         if blocked >= BLOCKED_GRACE:
             log.warning("schema %s not registered yet, and its registration request waits behind the raw records "
                         "that fill the stream's buffer: scoring against the contract's schema (version null) "
@@ -211,18 +213,17 @@ _probe = Probe(settings.bootstrap_servers)
 BATCH_MAX = 1000
 
 
-async def _to_score(events: list[Any], gaps: list[Gap]) -> list[Raw]:
+async def _to_score(messages: list[Message], gaps: list[Gap]) -> list[Raw]:
     """The raw records of a micro-batch to score, in order: records a fetch jump skipped first
     (their offsets go to ``gaps``, to be acked with the batch), second deliveries left out."""
     todo: list[Raw] = []
-    for event in events:
-        msg = event.message
+    for msg in messages:
         timestamp = msg.timestamp if msg.timestamp and msg.timestamp > 0 else time.time()  # Faust: seconds
         todo += await _fill_skipped(msg.topic, msg.partition, msg.offset, gaps)
         if _already_scored(msg.topic, msg.partition, msg.offset, timestamp):
             log.info("skipped a second delivery of %s[%d]@%d", msg.topic, msg.partition, msg.offset)
             continue
-        todo.append((msg.topic, msg.partition, msg.offset, timestamp, event.key, event.value))
+        todo.append((msg.topic, msg.partition, msg.offset, timestamp, msg.key, msg.value))
     return todo
 
 
@@ -292,13 +293,17 @@ async def _ack_gaps(gaps: list[Gap]) -> None:
         await cast(FetchConsumer, app.consumer)._add_gap(tp, first, last)
 
 
-async def _ack_when_sent(stream: Any, events: list[Any], sent: list[Any], gaps: list[Gap]) -> None:
-    """Ack a micro-batch's events once the broker has acknowledged every output: only then can
-    Faust commit their offsets (it commits the highest offset below which all are acked)."""
-    await asyncio.gather(*sent)
+async def _ack_when_sent(consumer: FetchConsumer, messages: list[Message], sent: list[Any], gaps: list[Gap]) -> None:
+    """Ack a micro-batch's messages once the broker has acknowledged every output: only then can
+    Faust commit their offsets (it commits the highest offset below which all are acked).
+
+    The futures are awaited one by one rather than gathered: they are resolved a produce batch
+    at a time, so after the first most are done already, and a gather put a callback on the
+    event loop for each of them (one per record)."""
+    for future in sent:
+        await future  # raises for a failed send: nothing of the batch is acked
     await _ack_gaps(gaps)
-    for event in events:
-        await stream.ack(event)
+    consumer.ack_all(messages)
 
 
 @app.agent(raw_records)
@@ -307,25 +312,19 @@ async def score_raw_records(stream: Any) -> None:
     output is acknowledged. The next batch is scored while the broker acknowledges the previous
     ones (at most RECORDS_IN_FLIGHT records), so a broker round trip does not stall the stream; a
     failed send stops the agent before anything after it is acked."""
-    global _buffer
-    stream.enable_acks = False  # acked by _ack_when_sent
-    queued = _buffer = stream.channel.queue
+    consumer = cast(FetchConsumer, app.consumer)  # AtlasApp's transport (atlas_stream/transport.py)
     clock = {"flush": 0.0, "expiry": 0.0}
     in_flight: deque[tuple[asyncio.Task[None], int]] = deque()  # (acking task, records), oldest first
     records_in_flight = 0
-    batch: list[Any] = []
-    async for event in stream.events():
-        batch.append(event)
-        if len(batch) < BATCH_MAX and not queued.empty():
-            continue
+    while True:
+        batch = await consumer.take(BATCH_MAX)
         if app.in_transaction:
             # exactly_once: the outputs go into the open transactions and the events are acked
             # before any commit can run, so a commit takes a record's outputs and its offset
             # together or neither (it flushes them; a failed send fails the commit).
-            consumer = cast(FetchConsumer, app.consumer)  # AtlasApp's transport (atlas_stream.transport)
             # Wait for a first registration before taking the gate: under read_committed the
             # registry agent sees the request only after a commit, which the gate would hold up.
-            for topic in {e.message.topic for e in batch}:
+            for topic in {m.topic for m in batch}:
                 rt = catalog.by_raw_topic.get(topic)
                 if rt is not None and not schema_registry.get(rt.subject):
                     await _registered(rt.subject)
@@ -333,8 +332,7 @@ async def score_raw_records(stream: Any) -> None:
                 gaps: list[Gap] = []
                 await _score(await _to_score(batch, gaps))
                 await _ack_gaps(gaps)
-                for done in batch:
-                    await stream.ack(done)
+                consumer.ack_all(batch)
                 # The statistics join the same transactions: faust-streaming 0.15.3 commits
                 # transactions without draining its send buffer, through which table changelog
                 # updates go, so hand them to the producer while no commit can run (otherwise a
@@ -345,9 +343,8 @@ async def score_raw_records(stream: Any) -> None:
         else:
             gaps = []
             sent = await _score(await _to_score(batch, gaps))
-            in_flight.append((asyncio.ensure_future(_ack_when_sent(stream, batch, sent, gaps)), len(batch)))
+            in_flight.append((asyncio.ensure_future(_ack_when_sent(consumer, batch, sent, gaps)), len(batch)))
             records_in_flight += len(batch)
-        batch = []
         # Acknowledgements come back in order (one produce request per partition at a time), so
         # the oldest task is the one to wait for.
         while in_flight and (in_flight[0][0].done() or records_in_flight >= RECORDS_IN_FLIGHT):

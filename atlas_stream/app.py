@@ -69,6 +69,7 @@ def faust_settings(s: Settings) -> dict[str, Any]:
         "broker_session_timeout": s.broker_session_timeout,
         "broker_heartbeat_interval": min(3.0, s.broker_session_timeout / 10),
         "table_cleanup_interval": 30.0,
+        "cython_optimizations": True,
         # TLS/SASL for Faust's consumer, producer and admin client (ATLAS_KAFKA_*); None: plaintext.
         "broker_credentials": faust_credentials(s.kafka_security),
     }
@@ -77,7 +78,14 @@ def faust_settings(s: Settings) -> dict[str, Any]:
 
 
 class AtlasApp(faust.App):  # type: ignore[misc]
-    """faust.App on :class:`~atlas_stream.transport.FetchTransport` (no per-message task switches)."""
+    """faust.App on :class:`~atlas_stream.transport.FetchTransport` (no per-message task switches),
+    with a :class:`~atlas_stream.transport.Lane` for the topics of an agent that takes micro-batches."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from .transport import Lane
+
+        super().__init__(*args, **kwargs)
+        self.lane = Lane(self.conf.stream_buffer_maxsize)
 
     def _new_transport(self) -> Any:
         from .transport import FetchTransport

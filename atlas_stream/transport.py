@@ -1,16 +1,77 @@
 """The worker's Kafka transport: Faust's aiokafka driver with a consumer that hands a fetch's
-messages to the streams without four task switches per message (docs/stream-speed.md)."""
+messages to the streams without four task switches per message, and the raw topics' messages to
+the scoring agent in micro-batches (docs/stream-speed.md)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Any, ClassVar
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, Message
 
-__all__ = ["FetchConsumer", "FetchTransport"]
+__all__ = ["FetchConsumer", "FetchTransport", "Lane"]
+
+
+class Lane:
+    """The messages of some topics, on their way from the fetch to the one agent that takes them
+    in micro-batches, past Faust's conductor, channel queue and stream iteration.
+
+    faust-streaming 0.15.3 builds an event per message, puts it into the agent's channel queue,
+    and its stream takes it out again with a task switch and four sensor calls per message: about
+    a third of the scoring worker's time per record (docs/stream-speed.md). A lane is a plain
+    queue: the consumer appends a fetch's messages of the lane's topics in fetch order, and the
+    agent takes what is there at once. Faust's bookkeeping is kept where it matters:
+    :meth:`FetchConsumer.take` tracks what it hands out (``wait_empty`` at a rebalance waits for
+    it, as for a stream's events) and :meth:`FetchConsumer.ack_all` acks through Faust's own
+    ``Consumer.ack``, so offsets are committed by the same rule as before.
+
+    Holds at most ``maxsize`` messages plus one fetch: the consumer waits for room before it
+    fetches again. What it holds is untracked (not read by the agent yet): a rebalance drops it
+    (:meth:`clear`), and it is fetched again from the committed offsets, as Faust does with the
+    messages in a stream's buffer.
+    """
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        #: The topics whose messages go through the lane (set before the consumer starts).
+        self.topics: frozenset[str] = frozenset()
+        self.maxsize = maxsize
+        self._messages: deque[Message] = deque()
+        self._filled = asyncio.Event()
+        self._drained = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def full(self) -> bool:
+        return len(self._messages) >= self.maxsize
+
+    def append(self, message: Message) -> None:
+        self._messages.append(message)
+        self._filled.set()
+
+    def clear(self) -> None:
+        self._messages.clear()
+        self._drained.set()
+
+    async def wait_room(self) -> None:
+        """Return once the lane holds fewer than ``maxsize`` messages."""
+        while len(self._messages) >= self.maxsize:
+            self._drained.clear()
+            await self._drained.wait()
+
+    async def take(self, most: int) -> list[Message]:
+        """The oldest messages, at most ``most``, as soon as there is one."""
+        messages = self._messages
+        while not messages:
+            self._filled.clear()
+            await self._filled.wait()
+        taken = [messages.popleft() for _ in range(min(most, len(messages)))]
+        if len(messages) < self.maxsize:
+            self._drained.set()
+        return taken
 
 
 class FetchConsumer(driver.Consumer):  # type: ignore[misc]
@@ -38,6 +99,10 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
         self._armed = False
         #: Stream messages fetched while the streams were not open, delivered once they are.
         self._held: list[tuple[TP, Message]] = []
+        #: Set when a full stream buffer has drained enough for its partitions to be fetched again.
+        self._buffer_dropped = asyncio.Event()
+        #: The app's lane (AtlasApp.lane), or None: every message goes through Faust's conductor.
+        self.lane: Lane | None = getattr(self.app, "lane", None)
         self._watch_stream_resumption()
 
     def _watch_stream_resumption(self) -> None:
@@ -74,6 +139,8 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
         self.streams_open.clear()
         self._armed = False
         self._held = []  # fetched again from the committed offsets after the rebalance
+        if self.lane is not None:
+            self.lane.clear()  # untracked: fetched again too
         await super().on_partitions_revoked(revoked)
 
     def _hold(self, fetched: list[tuple[TP, Message]]) -> list[tuple[TP, Message]]:
@@ -123,6 +190,68 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
                 lines.append(f"    {tp.topic}[{tp.partition}]: position {st._position}, highwater {st.highwater}, "
                              f"status {st._status}, paused {st._paused}")
         return "\n".join(lines)
+
+    def on_buffer_drop(self, tp: TP) -> None:
+        super().on_buffer_drop(tp)
+        self._buffer_dropped.set()
+
+    async def _wait_next_records(self, timeout: float) -> Any:
+        """Faust's, except that while a stream buffer is full it first waits for a buffer to drain.
+
+        faust-streaming 0.15.3 takes a partition out of the fetch while its stream's buffer is
+        full, and then fetches the other partitions with a one-second timeout (or sleeps a second
+        when none is left). Under load a fetch fills the scoring agent's buffer (4,096 records)
+        past its high mark, which takes every raw partition out; the records already fetched for
+        them are not handed over, and the fetch waited the whole second on the changelog and
+        registry partitions, where nothing came. The agent empties its buffer in about half a
+        second and then had nothing to do for the rest of the second: about 40 % of the worker's
+        wall time at full speed (docs/stream-speed.md). Messages of the other partitions wait at
+        most as long as before."""
+        if self._buffered_partitions and self.flow_active:
+            self._buffer_dropped.clear()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._buffer_dropped.wait()
+            except TimeoutError:
+                pass
+        return await super()._wait_next_records(timeout)
+
+    async def take(self, most: int) -> list[Message]:
+        """The next micro-batch of the lane (at most ``most`` messages, in fetch order), tracked
+        as Faust's streams track their events: each is pending until :meth:`ack_all` acks it.
+
+        As a stream does, it leaves out what came before the current generation (fetched
+        before a rebalance: fetched again from the committed offsets) and takes nothing while
+        the flow is suspended for a rebalance; unlike a stream it does not ack what it leaves
+        out, so Faust never commits past a record nobody scored."""
+        assert self.lane is not None
+        app = self.app
+        while True:
+            taken = await self.lane.take(most)
+            if not app.flow_control.is_active():
+                continue
+            generation = app.consumer_generation_id
+            if taken[0].generation_id != generation or taken[-1].generation_id != generation:
+                taken = [m for m in taken if m.generation_id == generation]
+            if taken:
+                break
+        track = self._unacked_messages.add
+        on_message_in = self._on_message_in
+        for message in taken:
+            message.tracked = True
+            track(message)
+            on_message_in(message.tp, message.offset, message)
+        self.app.monitor.events_total += len(taken)
+        return taken
+
+    def ack_all(self, messages: list[Message]) -> None:
+        """Ack messages taken from the lane (Faust commits an offset once it and all before it
+        are acked)."""
+        ack = self.ack
+        on_message_out = self.app.sensors.on_message_out
+        for message in messages:
+            if ack(message):
+                on_message_out(message.tp, message.offset, message)
 
     async def commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         async with self.commit_gate:
@@ -175,6 +304,11 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
         get_read_offset = self._read_offset.__getitem__
         set_read_offset = self._read_offset.__setitem__
         acks_enabled_for = self.app.topics.acks_enabled_for
+        lane = self.lane
+        lane_topics = lane.topics if lane is not None else frozenset()
+        if lane_topics:
+            await self.app.flow_control.acquire()  # what Faust's conductor awaits per message
+            await self.app.producer.buffer.wait_until_ebb()
         since_yield = 0
         for index, (tp, message) in enumerate(fetched):
             since_yield += 1
@@ -191,8 +325,13 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
             gap = offset - (r_offset or 0)
             if gap > 1 and r_offset and acks_enabled_for(message.topic):
                 await self._add_gap(tp, r_offset + 1, offset)
-            await callback(message)
+            if tp.topic in lane_topics:
+                lane.append(message)  # type: ignore[union-attr]  # lane_topics is empty without a lane
+            else:
+                await callback(message)
             set_read_offset(tp, offset)
+        if lane_topics:
+            await lane.wait_room()  # type: ignore[union-attr]
 
 
 class FetchTransport(driver.Transport):  # type: ignore[misc]

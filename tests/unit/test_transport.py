@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from faust.types import TP
+from faust.types import TP, Message
 
 from atlas_stream.app import AtlasApp
 from atlas_stream.transport import FetchConsumer
@@ -51,5 +51,64 @@ def test_stream_messages_wait_for_the_streams_and_changelog_messages_do_not() ->
         await app.on_rebalance_complete.send()
         app.flow_control.resume()
         assert consumer._hold(_pairs(RAW, 3)) == _pairs(RAW, 3)
+
+    asyncio.run(main())
+
+
+def _message(tp: TP, offset: int, generation: int) -> Message:
+    return Message(tp.topic, tp.partition, offset, 1.0, 0, None, b"k", b"{}", None, tp=tp, generation_id=generation)
+
+
+def test_the_lane_hands_over_micro_batches_in_order_and_acks_through_faust() -> None:
+    """The raw topics' lane (FetchConsumer.take / ack_all): micro-batches in fetch order, tracked
+    until acked; records of an older generation and records taken while a rebalance suspends the
+    flow are left out unacked (fetched again from the committed offset), and a rebalance empties
+    the lane."""
+    async def main() -> None:
+        app = AtlasApp("unit-lane", broker="kafka://127.0.0.1:1", store="memory://")
+        app.lane.maxsize = 3
+        app.lane.topics = frozenset({RAW.topic})
+        topic = app.topic(RAW.topic)
+        app.topics.add(topic)
+        await app.topics._update_indices()
+        app.flow_control.resume()  # a worker starts suspended
+        consumer = app.consumer
+        assert isinstance(consumer, FetchConsumer) and consumer.lane is app.lane
+        app.consumer_generation_id = 2
+
+        for offset in range(4):
+            app.lane.append(_message(RAW, offset, 2))
+        room = asyncio.ensure_future(app.lane.wait_room())
+        await asyncio.sleep(0.01)
+        assert not room.done()  # four held, at most three: the fetch waits
+        first = await consumer.take(2)
+        await asyncio.wait_for(room, 1)
+        assert [m.offset for m in first] == [0, 1]
+        assert set(first) <= set(consumer.unacked) and all(m.tracked for m in first)
+        rest = await consumer.take(10)
+        assert [m.offset for m in rest] == [2, 3]
+
+        consumer.ack_all(first)
+        assert list(consumer._acked[RAW]) == [0, 1] and not set(first) & set(consumer.unacked)
+        assert set(rest) <= set(consumer.unacked)  # not acked: not committable
+
+        # A record of the generation before the rebalance is left out, and not acked.
+        app.lane.append(_message(RAW, 4, 1))
+        app.lane.append(_message(RAW, 5, 2))
+        assert [m.offset for m in await consumer.take(10)] == [5]
+        assert 4 not in consumer._acked[RAW]
+        # While the flow is suspended nothing is handed over.
+        app.flow_control.suspend()
+        app.lane.append(_message(RAW, 6, 2))
+        waiting = asyncio.ensure_future(consumer.take(10))
+        await asyncio.sleep(0.01)
+        assert not waiting.done() and len(app.lane) == 0
+        app.flow_control.resume()
+        app.lane.append(_message(RAW, 7, 2))
+        assert [m.offset for m in await asyncio.wait_for(waiting, 1)] == [7]
+        # A rebalance drops what the agent has not taken yet.
+        app.lane.append(_message(RAW, 8, 2))
+        await consumer.on_partitions_revoked(set())
+        assert len(app.lane) == 0
 
     asyncio.run(main())
