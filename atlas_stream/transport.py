@@ -172,7 +172,8 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
                  f"    buffered (stream buffer full): {tps(self._buffered_partitions)}",
                  f"    read offsets: {dict(offsets)}",
                  f"    flow active: {self.flow_active}, suspend flow: {self.suspend_flow.is_set()}, "
-                 f"streams open: {self.streams_open.is_set()}, held: {len(self._held)}"]
+                 f"streams open: {self.streams_open.is_set()}, held: {len(self._held)}, "
+                 f"in the lane (not taken yet): {len(self.lane) if self.lane is not None else '-'}"]
         inner = getattr(self._thread, "_consumer", None)
         if inner is None:
             return "\n".join(lines)
