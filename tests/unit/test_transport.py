@@ -5,7 +5,10 @@ buffer), changelog messages pass at once, and nothing held is dropped or reorder
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
 
+from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, Message
 
 from atlas_stream.app import AtlasApp
@@ -110,5 +113,40 @@ def test_the_lane_hands_over_micro_batches_in_order_and_acks_through_faust() -> 
         app.lane.append(_message(RAW, 8, 2))
         await consumer.on_partitions_revoked(set())
         assert len(app.lane) == 0
+
+    asyncio.run(main())
+
+
+def test_a_full_stream_buffer_delays_the_next_fetch_only_until_it_drains(monkeypatch: Any) -> None:
+    """With a partition out of the fetch because its stream buffer is full, faust-streaming
+    fetched the other partitions for a whole second while the buffer drained in a fraction of it;
+    the next fetch now starts as soon as a buffer drains (and at the latest after the timeout)."""
+    fetched_at: list[float] = []
+
+    async def faust_wait_next_records(self: Any, timeout: float) -> Any:
+        fetched_at.append(time.monotonic())
+        return {}, set()
+
+    monkeypatch.setattr(driver.Consumer, "_wait_next_records", faust_wait_next_records)
+
+    async def main() -> None:
+        app = AtlasApp("unit-buffer-drop", broker="kafka://127.0.0.1:1", store="memory://")
+        app.flow_control.resume()
+        consumer = app.consumer
+        consumer._active_partitions = {RAW, OTHER}
+        consumer.on_buffer_full(RAW)
+        start = time.monotonic()
+        asyncio.get_running_loop().call_later(0.2, consumer.on_buffer_drop, RAW)
+        await consumer._wait_next_records(5.0)
+        assert 0.15 <= fetched_at[0] - start < 2.0  # after the drain, long before the timeout
+        # Nothing buffered: straight to the fetch.
+        start = time.monotonic()
+        await consumer._wait_next_records(5.0)
+        assert fetched_at[1] - start < 0.1
+        # A buffer that stays full: the fetch goes ahead after the timeout, as before.
+        consumer.on_buffer_full(RAW)
+        start = time.monotonic()
+        await consumer._wait_next_records(0.3)
+        assert fetched_at[2] - start >= 0.25
 
     asyncio.run(main())
