@@ -73,8 +73,9 @@ start_postgresql() {
   fi
   if [[ "$status" != online* ]]; then
     echo "setup: starting PostgreSQL $version/$name"
-    # pg_ctl detaches the server into its own session and waits until it is ready.
-    pg_ctlcluster "$version" "$name" start </dev/null >/dev/null 2>&1 || true
+    # setsid, as for MariaDB below: pg_ctl leaves the server in the caller's process group, and
+    # a job runner that ends the group on exit sent it a fast shutdown (seen in the server's log).
+    setsid -w pg_ctlcluster "$version" "$name" start </dev/null >/dev/null 2>&1 || true
   fi
   local reason
   if ! reason="$(wait_for postgresql)"; then
