@@ -73,8 +73,8 @@ start_postgresql() {
   fi
   if [[ "$status" != online* ]]; then
     echo "setup: starting PostgreSQL $version/$name"
-    # setsid, as for MariaDB below: pg_ctl leaves the server in the caller's process group, and
-    # a job runner that ends the group on exit sent it a fast shutdown (seen in the server's log).
+    # setsid, as for MariaDB below: the server must not depend on the caller's session or
+    # process group (pg_ctl waits until it is ready).
     setsid -w pg_ctlcluster "$version" "$name" start </dev/null >/dev/null 2>&1 || true
   fi
   local reason
