@@ -308,7 +308,10 @@ class BatchScorer:
         nulls = self.null_values
         missing_of, coerce = GATES["completeness"], GATES["type"]
         fails: list[Mask] = []
-        counted = pa.repeat(_ZERO, n)
+        # Checks counted per row: every check of every field and step, less the ones not counted
+        # in the rows they do not apply to (few rows: most deductions are skipped by a popcount).
+        counted_all = 0
+        uncounted: list[tuple[Mask, int]] = []
         critical = full(n, False)
         typed: dict[str, Coerced] = {}
         for f, required, checks in self._fields:
@@ -321,7 +324,8 @@ class BatchScorer:
             bad_type = pc.and_(present, pc.invert(valid))
             fails += [missing, bad_type]
             # 1 (completeness) + 1 if present (type) + the constraints if valid (valid rows are present)
-            counted = pc.add(counted, pc.if_else(valid, i64(len(checks) + 2), pc.if_else(present, _TWO, _ONE)))
+            counted_all += len(checks) + 2
+            uncounted += [(missing, len(checks) + 1), (bad_type, len(checks))]
             if required:
                 critical = pc.or_(critical, pc.or_(missing, bad_type))
             raw = col.values if col is not None else None
@@ -330,8 +334,14 @@ class BatchScorer:
         now = ingest_time if ingest_time.tzinfo is not None else ingest_time.replace(tzinfo=_UTC)
         for step in self._steps:
             applies, fail = step(cols, typed, n, now)
-            counted = pc.add(counted, _ONE if applies is None else _int(applies))
+            counted_all += 1
+            if applies is not None:
+                uncounted.append((pc.invert(applies), 1))
             fails.append(fail)
+        counted = pa.repeat(i64(counted_all), n)
+        for rows, checks_left_out in uncounted:
+            if checks_left_out and rows.true_count:
+                counted = pc.subtract(counted, pc.if_else(rows, i64(checks_left_out), _ZERO))
         return self._outcome(fails, counted, critical, typed, n)
 
     def _outcome(self, fails: list[Mask], counted: pa.Array, critical: Mask, typed: dict[str, Coerced],
@@ -377,14 +387,9 @@ TIER_NAMES = const_array([Tier.GOLD.value, Tier.SILVER.value, Tier.BRONZE.value,
 _TIER_INDEX = tuple(const(i, pa.int8()) for i in range(4))
 
 
-_ZERO, _ONE, _TWO = (const(i, pa.int64()) for i in range(3))
+_ZERO = const(0, pa.int64())
 _NO_ROWS = const_array([], pa.int64())
 _FIRST_OFFSET = const_array([0], pa.int64())
-
-
-def _int(mask: Mask) -> pa.Array:
-    """1 and 0 (int64) for true and false: an if_else is faster than a cast from bool."""
-    return pc.if_else(mask, _ONE, _ZERO)
 
 
 def _flags(n: int, rows: list[int]) -> Mask:

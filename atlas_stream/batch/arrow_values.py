@@ -21,6 +21,7 @@ from decimal import Decimal, localcontext
 from functools import lru_cache
 from typing import Any, Callable, Iterable, TypeAlias
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -64,6 +65,26 @@ PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u200
 
 _STRIPPED = threading.local()
 
+#: Bytes a value may start or end with when ``str.strip()`` changes it: ASCII whitespace, and any
+#: byte of a non-ASCII character (the first and last bytes of one are never ASCII).
+_EDGE = np.zeros(256, dtype=bool)
+_EDGE[0x80:] = True
+_EDGE[[ord(c) for c in PY_WHITESPACE if c.isascii()]] = True
+
+
+def _nothing_to_strip(text: pa.Array) -> bool:
+    """True when no value can change under ``str.strip()``: its first and last bytes are ASCII
+    and not whitespace. Read from the offsets and data buffers (two gathers, no pass over the
+    text); empty and null values may read a neighbour's byte, which can only say False."""
+    offsets_buf, data_buf = text.buffers()[1:3]
+    if data_buf is None or data_buf.size == 0 or not pa.types.is_string(text.type):
+        return False
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=len(text) + 1, offset=text.offset * 4)
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    firsts = data.take(offsets[:-1], mode="clip")
+    lasts = data.take(offsets[1:] - 1, mode="clip")
+    return not (_EDGE.take(firsts).any() or _EDGE.take(lasts).any())
+
 
 def strip(text: pa.Array) -> pa.Array:
     """``str.strip()`` of every value. The missing mask and the coercion of a field strip the
@@ -76,7 +97,7 @@ def strip(text: pa.Array) -> pa.Array:
     hit = seen.get(id(text))
     if hit is not None and hit[0] is text:
         return hit[1]
-    out = pc.utf8_trim(text, PY_WHITESPACE)
+    out = text if _nothing_to_strip(text) else pc.utf8_trim(text, PY_WHITESPACE)
     seen[id(text)] = (text, out)
     seen[id(out)] = (out, out)  # stripping twice changes nothing
     return out
@@ -185,8 +206,9 @@ def json_view(arr: pa.Array, convert: Callable[[Any], Any]) -> Values:
 
 @lru_cache(maxsize=64)
 def _tokens(nulls: frozenset[str]) -> tuple[pa.Array, int]:
-    """A dataset's null tokens as an Arrow array, and the byte length of the longest."""
-    return const_array(sorted(nulls), pa.string()), max(len(t.encode()) for t in nulls)
+    """A dataset's null tokens and the blank text as an Arrow array, and the byte length of the
+    longest token."""
+    return const_array(sorted(nulls | {""}), pa.string()), max(len(t.encode()) for t in nulls)
 
 
 def missing_mask(col: Col | None, n: int, nulls: frozenset[str]) -> Mask:
@@ -198,12 +220,14 @@ def missing_mask(col: Col | None, n: int, nulls: frozenset[str]) -> Mask:
         m = pa.array([is_missing(x, nulls) for x in v], pa.bool_())
     elif pa.types.is_string(v.type):
         t = strip(v)
-        blank = pc.equal(t, const(""))
         if nulls:
             tokens, longest = _tokens(nulls)
-            # only text as short as the longest token can be one: most columns need no lookup
-            if any_(pc.less_equal(pc.binary_length(t), const(longest))):
-                blank = pc.or_(blank, pc.is_in(t, tokens))
+            # blank or a null token: only text as short as the longest token can be either (""
+            # too), so most columns need no lookup at all
+            short = any_(pc.less_equal(pc.binary_length(t), const(longest)))
+            blank = pc.is_in(t, tokens) if short else full(len(t), False)
+        else:
+            blank = pc.equal(t, const(""))
         m = blank if not v.null_count else to_mask(pc.or_kleene(pc.is_null(v), blank))  # CSV text has no nulls
     else:
         m = pc.is_null(v)
