@@ -61,7 +61,7 @@ class ScoredBatch:
 def _scalar(value: Any, typ: pa.DataType) -> pa.Scalar:
     if isinstance(value, datetime):
         return const((value - _EPOCH) // _US, pa.int64()).cast(typ)
-    if isinstance(value, date):
+    if isinstance(value, date) and pa.types.is_date32(typ):
         return const((value - _EPOCH.date()).days, pa.int32()).cast(typ)
     return pa.scalar(value, typ)
 
