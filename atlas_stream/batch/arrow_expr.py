@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from .. import expr as _x
 from ..errors import AtlasError
 from ..model import DType
+from .arrow_const import const
 from .arrow_values import Mask, any_, full, to_mask
 
 __all__ = ["ArrowExpr", "Env", "NotVectorised", "Result", "dtype_kind"]
@@ -141,21 +142,21 @@ class _Eval:
     def const(self, value: Any) -> Result:
         t = type(value)
         if t is bool:
-            return Result("bool", pa.scalar(value, pa.bool_()), None)
+            return Result("bool", const(value, pa.bool_()), None)
         if t is int:
             if not -(2 ** 63) <= value < 2 ** 63:
                 raise NotVectorised("integer literal beyond 64 bits")
-            return Result("int", pa.scalar(value, pa.int64()), None)
+            return Result("int", const(value, pa.int64()), None)
         if t is float:
-            return Result("float", pa.scalar(value, pa.float64()), None)
-        return Result("string", pa.scalar(value, pa.string()), None)
+            return Result("float", const(value, pa.float64()), None)
+        return Result("string", const(value, pa.string()), None)
 
     # ------------------------------------------------------------------ arithmetic
 
     def _exact_ints(self, *values: Result) -> None:
         for v in values:
             if v.kind == "int":
-                big = pc.greater(pc.abs_checked(v.value), _EXACT)
+                big = pc.greater(pc.abs_checked(v.value), const(_EXACT))
                 if pc.any(big).as_py() if not isinstance(big, pa.Scalar) else big.as_py():
                     raise NotVectorised("an integer beyond 2**53 mixed with floats")
 
@@ -164,11 +165,11 @@ class _Eval:
         if a.kind == "error" or b.kind == "error":
             return Result("error", None, _full(self.n, True))
         if op == "+" and a.kind == b.kind == "string":
-            return Result("string", pc.binary_join_element_wise(a.value, b.value, ""), err)
+            return Result("string", pc.binary_join_element_wise(a.value, b.value, const("")), err)
         if op == "-" and a.kind == b.kind == "timestamp":
             us = pc.cast(pc.subtract_checked(a.value, b.value), pa.int64())
             self._exact_ints(Result("int", us, None))
-            return Result("float", pc.divide(pc.cast(us, pa.float64()), 1e6), err)
+            return Result("float", pc.divide(pc.cast(us, pa.float64()), const(1e6)), err)
         if op == "-" and a.kind == b.kind == "date":
             days = pc.subtract(pc.cast(pc.cast(a.value, pa.int32()), pa.int64()),
                                pc.cast(pc.cast(b.value, pa.int32()), pa.int64()))
@@ -178,10 +179,10 @@ class _Eval:
         both_int = a.kind == b.kind == "int"
         x, y = a.value, b.value
         if op in ("/", "%"):
-            zero = pc.equal(y, 0)
+            zero = pc.equal(y, const(0))
             zero_mask = _broadcast(zero, self.n)
             err = _or(err, zero_mask)
-            y = pc.if_else(zero, pa.scalar(1, y.type), y)
+            y = pc.if_else(zero, const(1, y.type), y)
         if both_int and op != "/":
             fn = {"+": pc.add_checked, "-": pc.subtract_checked, "*": pc.multiply_checked,
                   "%": pc.modulo_checked}[op]
@@ -211,7 +212,7 @@ class _Eval:
         same = a.kind == b.kind
         if op in ("==", "!="):
             if not same:
-                return Result("bool", pa.scalar(op == "!=", pa.bool_()), err)
+                return Result("bool", const(op == "!=", pa.bool_()), err)
             return Result("bool", fn(a.value, b.value), err)
         if not same or a.kind not in ("string", "date", "timestamp"):
             return Result("error", None, _full(self.n, True))

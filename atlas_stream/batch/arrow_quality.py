@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
-from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 import pyarrow as pa
@@ -23,6 +22,7 @@ from ..dtypes import INT64_MAX, INT64_MIN, CoercionError, coercer, parse_bound
 from ..expr import compile_expr
 from ..model import Feature, QualityConfig, Rule, Tier, Transformation
 from .arrow_expr import FAILED, ArrowExpr, NotVectorised, dtype_kind, python_rows
+from .arrow_const import const, const_array, i64
 from .arrow_transform import ArrowTransformer, Columns, field_env
 from .arrow_values import (Coerced, Mask, any_, canonical, coerce_column, forget_stripped, full, missing_mask,
                            nonzero, to_mask)
@@ -60,7 +60,9 @@ class ScoredBatch:
 
 def _scalar(value: Any, typ: pa.DataType) -> pa.Scalar:
     if isinstance(value, datetime):
-        return pa.scalar((value - _EPOCH) // _US, pa.int64()).cast(typ)
+        return const((value - _EPOCH) // _US, pa.int64()).cast(typ)
+    if isinstance(value, date) and pa.types.is_date32(typ):
+        return const((value - _EPOCH.date()).days, pa.int32()).cast(typ)
     return pa.scalar(value, typ)
 
 
@@ -83,13 +85,15 @@ def _bound_check(feature: Feature, is_min: bool) -> Predicate:
         if b > INT64_MAX or b < INT64_MIN:
             everything = (b < INT64_MIN) if is_min else (b > INT64_MAX)
             return lambda c, _: full(len(c.ok), everything)
-        return lambda c, _: to_mask(cmp(c.values, pa.scalar(b, pa.int64())))
+        scalar_b = const(b, pa.int64())
+        return lambda c, _: to_mask(cmp(c.values, scalar_b))
     if name in ("float", "double"):
         fb = float(bound)
         if fb != bound:  # an int bound beyond 2**53: compare exactly in Python
             return lambda c, _: pa.array([v is not None and (v >= bound if is_min else v <= bound)
                                           for v in c.values.to_pylist()], pa.bool_())
-        return lambda c, _: to_mask(cmp(c.values, fb))
+        scalar_fb = const(fb, pa.float64())
+        return lambda c, _: to_mask(cmp(c.values, scalar_fb))
     if name == "decimal":
         precision, scale = dtype.precision or 38, dtype.scale or 0
         with localcontext() as ctx:
@@ -100,7 +104,7 @@ def _bound_check(feature: Feature, is_min: bool) -> Predicate:
         if db > largest or db < -largest:
             all_pass = (db < -largest) if is_min else (db > largest)
             return lambda c, _: full(len(c.ok), all_pass)
-        scalar = pa.scalar(db, pa.decimal128(precision, scale))
+        scalar = const(db, pa.decimal128(precision, scale))
         return lambda c, _: to_mask(cmp(c.values, scalar))
     typ = pa.date32() if name == "date" else pa.timestamp("us", tz="UTC")
     scalar = _scalar(bound, typ)
@@ -111,7 +115,7 @@ def _pattern_check(feature: Feature) -> Predicate:
     rx = re.compile(feature.pattern or "")
     dtype = feature.dtype
     try:
-        pa.compute.match_substring_regex(pa.array(["x"]), r"\A(?:" + rx.pattern + r")\z")
+        pa.compute.match_substring_regex(const_array(["x"], pa.string()), r"\A(?:" + rx.pattern + r")\z")
         re2: str | None = r"\A(?:" + rx.pattern + r")\z"
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         re2 = None  # a construct RE2 lacks (backreferences, lookaround): Python for every row
@@ -167,20 +171,30 @@ def _allowed_check(feature: Feature) -> Predicate:
     if dtype.name == "timestamp":
         value_set = pa.array([(v - _EPOCH) // _US for v in allowed], pa.int64()).cast(typ)
     else:
-        value_set = pa.array(allowed, typ)
+        value_set = const_array(allowed, typ) if typ == pa.string() else pa.array(allowed, typ)
     if pa.types.is_floating(typ):
-        value_set = pc.add(value_set, 0.0)  # -0.0 == 0.0, as in a Python set
+        value_set = pc.add(value_set, const(0.0))  # -0.0 == 0.0, as in a Python set
 
         def check_float(c: Coerced, _: Any) -> Mask:
-            return to_mask(pc.is_in(pc.add(c.values, 0.0), value_set))
+            return to_mask(pc.is_in(pc.add(c.values, const(0.0)), value_set))
         return check_float
     return lambda c, _: to_mask(pc.is_in(c.values, value_set))
 
 
 def _length_check(feature: Feature) -> Predicate:
-    limit = feature.max_length
+    assert feature.max_length is not None
+    limit = const(feature.max_length)
     dtype = feature.dtype
-    return lambda c, raw: to_mask(pc.less_equal(pc.utf8_length(canonical(c, dtype, raw)), limit))
+
+    def check(c: Coerced, raw: Any) -> Mask:
+        text = canonical(c, dtype, raw)
+        # A value has at most as many characters as bytes: when no value has more bytes than the
+        # limit, the byte lengths (no pass over the text) give the answer.
+        by_bytes = to_mask(pc.less_equal(pc.binary_length(text), limit))
+        if by_bytes.true_count == len(text) - text.null_count:
+            return by_bytes
+        return to_mask(pc.less_equal(pc.utf8_length(text), limit))
+    return check
 
 
 def _min(feature: Feature) -> Predicate:
@@ -217,11 +231,11 @@ def _freshness(event: Feature, plan: DatasetPlan) -> Step:
         c = typed[name]
         values = c.values
         if pa.types.is_date32(values.type):
-            us = pc.multiply(pc.cast(pc.cast(values, pa.int32()), pa.int64()), 86_400_000_000)
+            us = pc.multiply(pc.cast(pc.cast(values, pa.int32()), pa.int64()), i64(86_400_000_000))
         else:
             us = pc.cast(values, pa.int64())
         now_us = (now - _EPOCH) // _US
-        fresh = to_mask(pc.less_equal(pc.subtract(pa.scalar(now_us, pa.int64()), us), limit_us))
+        fresh = to_mask(pc.less_equal(pc.subtract(i64(now_us), us), i64(limit_us)))
         return c.ok, pc.and_(c.ok, pc.invert(fresh))
     return stale
 
@@ -277,9 +291,9 @@ class BatchScorer:
                               tuple((CONSTRAINT_CHECKS[check.name](fp.feature), fail) for check, fail in fp.constraints))
                              for fp in plan.fields)
         self._steps = tuple(RECORD_CHECKS[check.name](subject, plan) for check, subject, _ in plan.record_checks)
-        self._gold, self._silver = plan.gold, plan.silver
+        self._gold_min, self._silver_min = const(float(plan.gold)), const(float(plan.silver))
         self.check_names: tuple[str, ...] = plan.failure_names
-        self._names_array = pa.array(self.check_names, pa.string())
+        self._names_array = const_array(self.check_names, pa.string())
 
     def score(self, cols: Columns, n: int, ingest_time: datetime) -> ScoredBatch:
         """Transform and score ``n`` rows of raw columns (``ingest_time`` naive means UTC)."""
@@ -294,7 +308,10 @@ class BatchScorer:
         nulls = self.null_values
         missing_of, coerce = GATES["completeness"], GATES["type"]
         fails: list[Mask] = []
-        counted = pa.repeat(pa.scalar(0, pa.int64()), n)
+        # Checks counted per row: every check of every field and step, less the ones not counted
+        # in the rows they do not apply to (few rows: most deductions are skipped by a popcount).
+        counted_all = 0
+        uncounted: list[tuple[Mask, int]] = []
         critical = full(n, False)
         typed: dict[str, Coerced] = {}
         for f, required, checks in self._fields:
@@ -307,7 +324,8 @@ class BatchScorer:
             bad_type = pc.and_(present, pc.invert(valid))
             fails += [missing, bad_type]
             # 1 (completeness) + 1 if present (type) + the constraints if valid (valid rows are present)
-            counted = pc.add(counted, pc.if_else(valid, _i64(len(checks) + 2), pc.if_else(present, _TWO, _ONE)))
+            counted_all += len(checks) + 2
+            uncounted += [(missing, len(checks) + 1), (bad_type, len(checks))]
             if required:
                 critical = pc.or_(critical, pc.or_(missing, bad_type))
             raw = col.values if col is not None else None
@@ -316,8 +334,14 @@ class BatchScorer:
         now = ingest_time if ingest_time.tzinfo is not None else ingest_time.replace(tzinfo=_UTC)
         for step in self._steps:
             applies, fail = step(cols, typed, n, now)
-            counted = pc.add(counted, _ONE if applies is None else _int(applies))
+            counted_all += 1
+            if applies is not None:
+                uncounted.append((pc.invert(applies), 1))
             fails.append(fail)
+        counted = pa.repeat(i64(counted_all), n)
+        for rows, checks_left_out in uncounted:
+            if checks_left_out and rows.true_count:
+                counted = pc.subtract(counted, pc.if_else(rows, i64(checks_left_out), _ZERO))
         return self._outcome(fails, counted, critical, typed, n)
 
     def _outcome(self, fails: list[Mask], counted: pa.Array, critical: Mask, typed: dict[str, Coerced],
@@ -332,47 +356,40 @@ class BatchScorer:
                 counts[name] = count
                 failing = mask if failing is None else pc.or_(failing, mask)
                 rows = pc.indices_nonzero(mask)
-                keys.append(pc.add(pc.multiply(pc.cast(rows, pa.int64()), k), j))
+                keys.append(pc.add(pc.multiply(pc.cast(rows, pa.int64()), i64(k)), i64(j)))
         if failing is None:
-            offsets = pa.repeat(pa.scalar(0, pa.int64()), n + 1)
-            which = pa.array([], pa.int64())
+            offsets = pa.repeat(_ZERO, n + 1)
+            which = _NO_ROWS
         else:
             # Row-major order of (row, check): each row's failures in the order of the checks.
             flat = pa.chunked_array(keys, pa.int64())
             flat = flat.take(pc.sort_indices(flat)).combine_chunks()
-            row = pc.divide(flat, k)
-            which = pc.subtract(flat, pc.multiply(row, k))
+            row = pc.divide(flat, i64(k))
+            which = pc.subtract(flat, pc.multiply(row, i64(k)))
             # a failing row's end offset is where its run of keys ends; other rows keep the last one
             ends = pc.cast(pc.run_end_encode(row).run_ends, pa.int64())
-            tail = pc.fill_null(pc.fill_null_forward(pc.replace_with_mask(pa.nulls(n, pa.int64()), failing, ends)), 0)
-            offsets = pa.concat_arrays([pa.array([0], pa.int64()), tail])
+            tail = pc.fill_null(pc.fill_null_forward(pc.replace_with_mask(pa.nulls(n, pa.int64()), failing, ends)),
+                                _ZERO)
+            offsets = pa.concat_arrays([_FIRST_OFFSET, tail])
         nfail = pc.pairwise_diff(offsets).slice(1)
         failures = pa.ListArray.from_arrays(pc.cast(offsets, pa.int32()), self._names_array.take(which))
         score = pc.divide(pc.cast(pc.subtract(counted, nfail), pa.float64()), pc.cast(counted, pa.float64()))
         # the tier's position in TIER_NAMES (small integers), then its name: one pass over text
         g, sv, b, r = _TIER_INDEX
-        index = pc.if_else(critical, r, pc.if_else(pc.greater_equal(score, self._gold), g,
-                                                   pc.if_else(pc.greater_equal(score, self._silver), sv, b)))
+        index = pc.if_else(critical, r, pc.if_else(pc.greater_equal(score, self._gold_min), g,
+                                                   pc.if_else(pc.greater_equal(score, self._silver_min), sv, b)))
         tier = TIER_NAMES.take(index)
         features = {f.name: typed[f.name].values for f in self.schema}
         return ScoredBatch(features, tier, score, failures, counts, index)
 
 
-TIER_NAMES = pa.array([Tier.GOLD.value, Tier.SILVER.value, Tier.BRONZE.value, Tier.REJECTED.value], pa.string())
-_TIER_INDEX = tuple(pa.scalar(i, pa.int8()) for i in range(4))
+TIER_NAMES = const_array([Tier.GOLD.value, Tier.SILVER.value, Tier.BRONZE.value, Tier.REJECTED.value], pa.string())
+_TIER_INDEX = tuple(const(i, pa.int8()) for i in range(4))
 
 
-_ZERO, _ONE, _TWO = (pa.scalar(i, pa.int64()) for i in range(3))
-
-
-@lru_cache(maxsize=256)
-def _i64(value: int) -> pa.Scalar:
-    return pa.scalar(value, pa.int64())
-
-
-def _int(mask: Mask) -> pa.Array:
-    """1 and 0 (int64) for true and false: an if_else is faster than a cast from bool."""
-    return pc.if_else(mask, _ONE, _ZERO)
+_ZERO = const(0, pa.int64())
+_NO_ROWS = const_array([], pa.int64())
+_FIRST_OFFSET = const_array([0], pa.int64())
 
 
 def _flags(n: int, rows: list[int]) -> Mask:

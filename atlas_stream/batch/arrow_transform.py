@@ -21,6 +21,7 @@ from ..dtypes import CoercionError, coercer, is_missing
 from ..expr import compile_expr
 from ..model import Feature, Transformation
 from ..transform import _schema_step
+from .arrow_const import const, null_of
 from .arrow_expr import FAILED, ArrowExpr, NotVectorised, dtype_kind, python_rows
 from .arrow_values import (
     Col,
@@ -56,8 +57,8 @@ def decimal_floats(values: pa.Array) -> pa.Array:
     n = len(values)
     # a decimal128 is two little-endian 64-bit words; below 2**63 the low one is the integer
     words = pa.Array.from_buffers(pa.int64(), 2 * n, [None, values.buffers()[1]])
-    unscaled = pc.list_element(pa.FixedSizeListArray.from_arrays(words, 2), 0)
-    quotient = pc.divide(pc.cast(unscaled, pa.float64()), float(10 ** typ.scale))
+    unscaled = pc.list_element(pa.FixedSizeListArray.from_arrays(words, 2), const(0))
+    quotient = pc.divide(pc.cast(unscaled, pa.float64()), const(float(10 ** typ.scale)))
     return pa.Array.from_buffers(pa.float64(), n, [values.buffers()[0], quotient.buffers()[1]],
                                  null_count=values.null_count)
 
@@ -69,7 +70,7 @@ def field_env(kind: str, values: pa.Array) -> pa.Array:
     if pa.types.is_decimal(values.type):
         values = decimal_floats(values)
     if kind in _PLACEHOLDER:
-        return pc.fill_null(values, pa.scalar(_PLACEHOLDER[kind], values.type))
+        return pc.fill_null(values, const(_PLACEHOLDER[kind], values.type))
     # date / timestamp: day 0 / epoch
     return pc.fill_null(values, pa.scalar(0, pa.int64()).cast(values.type) if kind == "timestamp"
                         else pa.scalar(0, pa.int32()).cast(pa.date32()))
@@ -213,7 +214,7 @@ class ArrowTransformer:
             value = pa.repeat(value, n)
         if pa.types.is_null(value.type):
             return Col(value)
-        return Col(pc.if_else(good, value, pa.scalar(None, value.type)))
+        return Col(pc.if_else(good, value, null_of(value.type)))
 
     @staticmethod
     def _derive_rows(compiled: ArrowExpr, typed: Mapping[str, pa.Array], ok: Mask, n: int) -> Col:

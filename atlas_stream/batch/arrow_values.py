@@ -21,6 +21,7 @@ from decimal import Decimal, localcontext
 from functools import lru_cache
 from typing import Any, Callable, Iterable, TypeAlias
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,6 +30,7 @@ from ..dtypes import INT64_MAX, CoercionError, canonical_text, coercer, is_missi
 from ..lake import arrow_type
 from ..sources.files.options import json_default as poller_json_default
 from ..model import DType
+from .arrow_const import const, const_array, i64, null_of
 
 __all__ = [
     "PY_WHITESPACE",
@@ -63,6 +65,26 @@ PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u200
 
 _STRIPPED = threading.local()
 
+#: Bytes a value may start or end with when ``str.strip()`` changes it: ASCII whitespace, and any
+#: byte of a non-ASCII character (the first and last bytes of one are never ASCII).
+_EDGE = np.zeros(256, dtype=bool)
+_EDGE[0x80:] = True
+_EDGE[[ord(c) for c in PY_WHITESPACE if c.isascii()]] = True
+
+
+def _nothing_to_strip(text: pa.Array) -> bool:
+    """True when no value can change under ``str.strip()``: its first and last bytes are ASCII
+    and not whitespace. Read from the offsets and data buffers (two gathers, no pass over the
+    text); empty and null values may read a neighbour's byte, which can only say False."""
+    offsets_buf, data_buf = text.buffers()[1:3]
+    if data_buf is None or data_buf.size == 0 or not pa.types.is_string(text.type):
+        return False
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=len(text) + 1, offset=text.offset * 4)
+    data = np.frombuffer(data_buf, dtype=np.uint8)
+    firsts = data.take(offsets[:-1], mode="clip")
+    lasts = data.take(offsets[1:] - 1, mode="clip")
+    return not (_EDGE.take(firsts).any() or _EDGE.take(lasts).any())
+
 
 def strip(text: pa.Array) -> pa.Array:
     """``str.strip()`` of every value. The missing mask and the coercion of a field strip the
@@ -75,7 +97,7 @@ def strip(text: pa.Array) -> pa.Array:
     hit = seen.get(id(text))
     if hit is not None and hit[0] is text:
         return hit[1]
-    out = pc.utf8_trim(text, PY_WHITESPACE)
+    out = text if _nothing_to_strip(text) else pc.utf8_trim(text, PY_WHITESPACE)
     seen[id(text)] = (text, out)
     seen[id(out)] = (out, out)  # stripping twice changes nothing
     return out
@@ -106,11 +128,11 @@ def to_mask(arr: Any) -> Mask:
     """A boolean array without nulls (null counts as false)."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    return pc.fill_null(arr, False)
+    return arr if not arr.null_count else pc.fill_null(arr, const(False))
 
 
 def full(n: int, value: bool) -> Mask:
-    return pa.repeat(pa.scalar(value, pa.bool_()), n)
+    return pa.repeat(const(value), n)
 
 
 def any_(mask: Mask) -> bool:
@@ -135,7 +157,7 @@ def flags(n: int, rows: Iterable[int]) -> Mask:
 
 def ints(arr: Any) -> pa.Array:
     """An int64 array, null as 0."""
-    return pc.fill_null(pc.cast(arr, _I64), 0)
+    return pc.fill_null(pc.cast(arr, _I64), const(0))
 
 
 def python_values(values: Values) -> list[Any]:
@@ -184,8 +206,9 @@ def json_view(arr: pa.Array, convert: Callable[[Any], Any]) -> Values:
 
 @lru_cache(maxsize=64)
 def _tokens(nulls: frozenset[str]) -> tuple[pa.Array, int]:
-    """A dataset's null tokens as an Arrow array, and the byte length of the longest."""
-    return pa.array(sorted(nulls), pa.string()), max(len(t.encode()) for t in nulls)
+    """A dataset's null tokens and the blank text as an Arrow array, and the byte length of the
+    longest token."""
+    return const_array(sorted(nulls | {""}), pa.string()), max(len(t.encode()) for t in nulls)
 
 
 def missing_mask(col: Col | None, n: int, nulls: frozenset[str]) -> Mask:
@@ -197,12 +220,14 @@ def missing_mask(col: Col | None, n: int, nulls: frozenset[str]) -> Mask:
         m = pa.array([is_missing(x, nulls) for x in v], pa.bool_())
     elif pa.types.is_string(v.type):
         t = strip(v)
-        blank = pc.equal(t, "")
         if nulls:
             tokens, longest = _tokens(nulls)
-            # only text as short as the longest token can be one: most columns need no lookup
-            if any_(pc.less_equal(pc.binary_length(t), longest)):
-                blank = pc.or_(blank, pc.is_in(t, tokens))
+            # blank or a null token: only text as short as the longest token can be either (""
+            # too), so most columns need no lookup at all
+            short = any_(pc.less_equal(pc.binary_length(t), const(longest)))
+            blank = pc.is_in(t, tokens) if short else full(len(t), False)
+        else:
+            blank = pc.equal(t, const(""))
         m = blank if not v.null_count else to_mask(pc.or_kleene(pc.is_null(v), blank))  # CSV text has no nulls
     else:
         m = pc.is_null(v)
@@ -218,7 +243,7 @@ Vector: TypeAlias = "tuple[pa.Array | None, Mask, Mask]"  # (typed values, reada
 
 def _text_fast(t: pa.Array, regex: str) -> tuple[pa.Array, Mask]:
     fast = to_mask(pc.match_substring_regex(t, regex))
-    return pc.if_else(fast, t, "0"), fast
+    return pc.if_else(fast, t, const("0")), fast
 
 
 def _cheap_then_exact(t: pa.Array, cheap: Mask, wanted: Mask, cast: Callable[[pa.Array], pa.Array],
@@ -228,7 +253,7 @@ def _cheap_then_exact(t: pa.Array, cheap: Mask, wanted: Mask, cast: Callable[[pa
     read by ``cast`` at once (the other rows as ``filler``), and only the other wanted rows go
     through ``exact``. Should ``cast`` refuse a cheap row, the whole batch goes through ``exact``."""
     try:
-        value = cast(t if all_(cheap) else pc.if_else(cheap, t, filler))
+        value = cast(t if all_(cheap) else pc.if_else(cheap, t, const(filler)))
     except pa.ArrowInvalid:
         return exact(t, wanted)
     rest = pc.and_(wanted, pc.invert(cheap))
@@ -243,11 +268,11 @@ def _cheap_then_exact(t: pa.Array, cheap: Mask, wanted: Mask, cast: Callable[[pa
 
 def _only_chars(t: pa.Array, chars: str) -> Mask:
     """Rows made of ``chars`` (ASCII) alone; true for "" (which is never a wanted row: blank is missing)."""
-    return to_mask(pc.equal(pc.binary_length(pc.ascii_trim(t, chars)), 0))
+    return to_mask(pc.equal(pc.binary_length(pc.ascii_trim(t, chars)), const(0)))
 
 
 def _short(t: pa.Array, longest: int) -> Mask:
-    return to_mask(pc.less_equal(pc.binary_length(t), longest))
+    return to_mask(pc.less_equal(pc.binary_length(t), const(longest)))
 
 
 def _int_from_text(t: pa.Array, wanted: Mask) -> Vector:
@@ -306,22 +331,22 @@ def _decimal_exact(t: pa.Array, dtype: DType, wanted: Mask | None) -> Vector:
             return pc.cast(guarded, pa.decimal128(precision, scale)), plain, pc.invert(plain)
     guarded, fast = _text_fast(t, r"^[+-]?(?:[0-9]{1,38}(?:\.[0-9]{0,38})?|\.[0-9]{1,38})$")
     parts = pc.extract_regex(guarded, _DEC_PARTS)
-    sign = pc.if_else(pc.equal(parts.field("sign"), "-"), "-", "")
+    sign = pc.if_else(pc.equal(parts.field("sign"), const("-")), const("-"), const(""))
     ipart, frac = parts.field("int"), parts.field("frac")
     ilen, flen = ints(pc.utf8_length(ipart)), ints(pc.utf8_length(frac))
-    zero = pc.and_(pc.equal(ilen, 0), pc.equal(flen, 0))
-    fits = pc.and_(pc.less_equal(flen, scale), pc.less_equal(ilen, precision - scale))
+    zero = pc.and_(pc.equal(ilen, i64(0)), pc.equal(flen, i64(0)))
+    fits = pc.and_(pc.less_equal(flen, const(scale)), pc.less_equal(ilen, const(precision - scale)))
     ok = pc.and_(fast, pc.or_(zero, fits))
     # no ".0" after a whole number: 38 digits and one more would be too many for Arrow's cast
-    no_frac = pc.equal(frac, "")
-    text = pc.binary_join_element_wise(sign, pc.if_else(pc.equal(ipart, ""), "0", ipart),
-                                       pc.if_else(no_frac, "", "."), frac, "")
-    value = pc.cast(pc.if_else(ok, text, "0"), pa.decimal128(precision, scale))
+    no_frac = pc.equal(frac, const(""))
+    text = pc.binary_join_element_wise(sign, pc.if_else(pc.equal(ipart, const("")), const("0"), ipart),
+                                       pc.if_else(no_frac, const(""), const(".")), frac, const(""))
+    value = pc.cast(pc.if_else(ok, text, const("0")), pa.decimal128(precision, scale))
     return value, ok, pc.invert(fast)
 
 
-_TRUE = pa.array(["true", "t", "yes", "y", "1"])
-_FALSE = pa.array(["false", "f", "no", "n", "0"])
+_TRUE = const_array(["true", "t", "yes", "y", "1"], pa.string())
+_FALSE = const_array(["false", "f", "no", "n", "0"], pa.string())
 
 
 def _bool_from_text(t: pa.Array) -> Vector:
@@ -334,37 +359,37 @@ def _bool_from_text(t: pa.Array) -> Vector:
 
 def days_from_civil(y: pa.Array, m: pa.Array, d: pa.Array) -> pa.Array:
     """Days since 1970-01-01 of proleptic Gregorian dates (year >= 1; int64 arrays)."""
-    y = pc.subtract(y, pc.cast(pc.less_equal(m, 2), _I64))  # >= 0, so / is floor division
-    era = pc.divide(y, 400)
-    yoe = pc.subtract(y, pc.multiply(era, 400))
-    mm = pc.add(m, pc.if_else(pc.greater(m, 2), -3, 9))
-    doy = pc.add(pc.divide(pc.add(pc.multiply(mm, 153), 2), 5), pc.subtract(d, 1))
-    doe = pc.add(pc.subtract(pc.add(pc.multiply(yoe, 365), pc.divide(yoe, 4)), pc.divide(yoe, 100)), doy)
-    return pc.subtract(pc.add(pc.multiply(era, 146097), doe), 719468)
+    y = pc.subtract(y, pc.cast(pc.less_equal(m, i64(2)), _I64))  # >= 0, so / is floor division
+    era = pc.divide(y, i64(400))
+    yoe = pc.subtract(y, pc.multiply(era, i64(400)))
+    mm = pc.add(m, pc.if_else(pc.greater(m, i64(2)), i64(-3), i64(9)))
+    doy = pc.add(pc.divide(pc.add(pc.multiply(mm, i64(153)), i64(2)), i64(5)), pc.subtract(d, i64(1)))
+    doe = pc.add(pc.subtract(pc.add(pc.multiply(yoe, i64(365)), pc.divide(yoe, i64(4))), pc.divide(yoe, i64(100))), doy)
+    return pc.subtract(pc.add(pc.multiply(era, i64(146097)), doe), i64(719468))
 
 
-_DIM = pa.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], _I64)
+_DIM = const_array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], _I64)
 
 
 def _valid_date(y: pa.Array, m: pa.Array, d: pa.Array) -> Mask:
-    month_ok = pc.and_(pc.greater_equal(m, 1), pc.less_equal(m, 12))
+    month_ok = pc.and_(pc.greater_equal(m, i64(1)), pc.less_equal(m, i64(12)))
     leap = pc.or_(pc.and_(_divisible(y, 4), pc.invert(_divisible(y, 100))), _divisible(y, 400))
-    dim = pc.add(pc.take(_DIM, pc.if_else(month_ok, m, 1)), pc.cast(pc.and_(pc.equal(m, 2), leap), _I64))
-    return to_mask(pc.and_(pc.and_(pc.greater_equal(y, 1), month_ok),
-                           pc.and_(pc.greater_equal(d, 1), pc.less_equal(d, dim))))
+    dim = pc.add(pc.take(_DIM, pc.if_else(month_ok, m, i64(1))), pc.cast(pc.and_(pc.equal(m, i64(2)), leap), _I64))
+    return to_mask(pc.and_(pc.and_(pc.greater_equal(y, i64(1)), month_ok),
+                           pc.and_(pc.greater_equal(d, i64(1)), pc.less_equal(d, dim))))
 
 
 def _divisible(y: pa.Array, k: int) -> Mask:
-    return pc.equal(pc.subtract(y, pc.multiply(pc.divide(y, k), k)), 0)
+    return pc.equal(pc.subtract(y, pc.multiply(pc.divide(y, i64(k)), i64(k))), i64(0))
 
 
 def _part(parts: Any, name: str) -> pa.Array:
-    field = pc.fill_null(parts.field(name), "")
-    return ints(pc.cast(pc.if_else(pc.equal(field, ""), "0", field), _I64))
+    field = pc.fill_null(parts.field(name), const(""))
+    return ints(pc.cast(pc.if_else(pc.equal(field, const("")), const("0"), field), _I64))
 
 
 def _civil(valid: Mask, y: pa.Array, m: pa.Array, d: pa.Array) -> pa.Array:
-    return days_from_civil(pc.if_else(valid, y, 1970), pc.if_else(valid, m, 1), pc.if_else(valid, d, 1))
+    return days_from_civil(pc.if_else(valid, y, i64(1970)), pc.if_else(valid, m, i64(1)), pc.if_else(valid, d, i64(1)))
 
 
 def _date_from_text(t: pa.Array) -> Vector:
@@ -397,13 +422,13 @@ def _timestamp_from_text(t: pa.Array, wanted: Mask) -> Vector:
     # anything else it refuses (and the batch takes the exact path).
     length = pc.binary_length(t)
     cheap = pc.and_(pc.and_(to_mask(pc.ends_with(t, "Z")), _only_chars(t, "0123456789-:.TZ")),
-                    to_mask(pc.or_(pc.equal(length, 20),
-                                   pc.and_(pc.greater_equal(length, 22), pc.less_equal(length, 27)))))
+                    to_mask(pc.or_(pc.equal(length, const(20)),
+                                   pc.and_(pc.greater_equal(length, const(22)), pc.less_equal(length, const(27))))))
     value, ok, hard = _cheap_then_exact(t, cheap, wanted, lambda g: pc.cast(g, _UTC_US), _timestamp_exact,
                                         "1970-01-01T00:00:00Z")
     us = pc.cast(value, _I64)
     # in range in UTC, as the exact path checks
-    in_range = pc.and_(pc.greater_equal(us, _MIN_US), pc.less_equal(us, _MAX_US))
+    in_range = pc.and_(pc.greater_equal(us, const(_MIN_US)), pc.less_equal(us, const(_MAX_US)))
     return value, pc.and_(ok, in_range), pc.or_(hard, pc.and_(cheap, pc.invert(in_range)))
 
 
@@ -412,19 +437,19 @@ def _timestamp_exact(t: pa.Array, wanted: Mask) -> Vector:
     batch where Arrow refuses one of them (Feb 30th), through the field-by-field reading."""
     try:
         guarded, zoned = _text_fast(t, _ZONED)
-        value = pc.cast(pc.if_else(zoned, guarded, "1970-01-01T00:00:00Z"), _UTC_US)
+        value = pc.cast(pc.if_else(zoned, guarded, const("1970-01-01T00:00:00Z")), _UTC_US)
         fast = zoned
         rest = pc.and_(wanted, pc.invert(zoned))
         if any_(rest):
             guarded, naive = _text_fast(t, _NAIVE)
             naive = pc.and_(naive, rest)
-            local = pc.cast(pc.cast(pc.if_else(naive, guarded, "1970-01-01"), pa.timestamp("us")), _UTC_US)
+            local = pc.cast(pc.cast(pc.if_else(naive, guarded, const("1970-01-01")), pa.timestamp("us")), _UTC_US)
             value = pc.if_else(naive, local, value)
             fast = pc.or_(fast, naive)
     except pa.ArrowInvalid:
         return _timestamp_fields(t)
     us = pc.cast(value, _I64)
-    fast = pc.and_(fast, pc.and_(pc.greater_equal(us, _MIN_US), pc.less_equal(us, _MAX_US)))
+    fast = pc.and_(fast, pc.and_(pc.greater_equal(us, const(_MIN_US)), pc.less_equal(us, const(_MAX_US))))
     return value, fast, pc.invert(fast)
 
 
@@ -433,23 +458,24 @@ def _timestamp_fields(t: pa.Array) -> Vector:
     matched = to_mask(parts.is_valid())
     y, m, d = _part(parts, "Y"), _part(parts, "M"), _part(parts, "D")
     h, mi, s = _part(parts, "h"), _part(parts, "mi"), _part(parts, "s")
-    frac = pc.fill_null(parts.field("f"), "")
-    f = pc.multiply(_part(parts, "f"), pc.if_else(pc.equal(pc.utf8_length(frac), 3), 1000, 1))
-    tz = pc.fill_null(parts.field("tz"), "")
-    tz6 = pc.if_else(pc.equal(pc.utf8_length(tz), 6), tz, "+00:00")
+    frac = pc.fill_null(parts.field("f"), const(""))
+    millis = pc.equal(pc.utf8_length(frac), const(3, pa.int32()))
+    f = pc.multiply(_part(parts, "f"), pc.if_else(millis, i64(1000), i64(1)))
+    tz = pc.fill_null(parts.field("tz"), const(""))
+    tz6 = pc.if_else(pc.equal(pc.utf8_length(tz), const(6, pa.int32())), tz, const("+00:00"))
     oh = ints(pc.cast(pc.utf8_slice_codeunits(tz6, 1, 3), _I64))
     om = ints(pc.cast(pc.utf8_slice_codeunits(tz6, 4, 6), _I64))
-    osign = pc.if_else(pc.starts_with(tz6, "-"), -1, 1)
+    osign = pc.if_else(pc.starts_with(tz6, "-"), i64(-1), i64(1))
     valid = matched
-    for cond in (_valid_date(y, m, d), pc.less_equal(h, 23), pc.less_equal(mi, 59), pc.less_equal(s, 59),
-                 pc.less_equal(oh, 23), pc.less_equal(om, 59)):
+    for cond in (_valid_date(y, m, d), pc.less_equal(h, i64(23)), pc.less_equal(mi, i64(59)), pc.less_equal(s, i64(59)),
+                 pc.less_equal(oh, i64(23)), pc.less_equal(om, i64(59))):
         valid = pc.and_(valid, cond)
-    clock = pc.add(pc.multiply(pc.add(pc.multiply(pc.add(pc.multiply(h, 60), mi), 60), s), 1_000_000), f)
-    offset = pc.multiply(pc.multiply(pc.add(pc.multiply(oh, 60), om), 60_000_000), osign)
-    us = pc.subtract(pc.add(pc.multiply(_civil(valid, y, m, d), _US_PER_DAY), clock), offset)
-    fast = pc.and_(valid, pc.and_(pc.greater_equal(us, _MIN_US), pc.less_equal(us, _MAX_US)))
+    clock = pc.add(pc.multiply(pc.add(pc.multiply(pc.add(pc.multiply(h, i64(60)), mi), i64(60)), s), i64(1_000_000)), f)
+    offset = pc.multiply(pc.multiply(pc.add(pc.multiply(oh, i64(60)), om), i64(60_000_000)), osign)
+    us = pc.subtract(pc.add(pc.multiply(_civil(valid, y, m, d), i64(_US_PER_DAY)), clock), offset)
+    fast = pc.and_(valid, pc.and_(pc.greater_equal(us, const(_MIN_US)), pc.less_equal(us, const(_MAX_US))))
     # Anything else (other layouts, invalid fields, out of range in UTC) is Python's to decide.
-    return pc.cast(pc.if_else(fast, us, 0), _UTC_US), fast, pc.invert(fast)
+    return pc.cast(pc.if_else(fast, us, i64(0)), _UTC_US), fast, pc.invert(fast)
 
 
 def _from_text(t_raw: pa.Array, dtype: DType, wanted: Mask) -> Vector:
@@ -482,12 +508,13 @@ def _from_int(v: pa.Array, dtype: DType) -> Vector:
     if name == "string":
         return pc.cast(v, pa.string()), yes, no
     if name == "bool":
-        return to_mask(pc.equal(v, 1)), to_mask(pc.is_in(v, pa.array([0, 1], _I64))), no
+        return to_mask(pc.equal(v, i64(1))), to_mask(pc.is_in(v, const_array([0, 1], _I64))), no
     if name == "decimal":
         precision, scale = dtype.precision or 38, dtype.scale or 0
         digits = precision - scale
-        ok = yes if digits >= 19 else to_mask(pc.and_(pc.less(v, 10 ** digits), pc.greater(v, -(10 ** digits))))
-        return pc.cast(pc.if_else(ok, v, 0), pa.decimal128(precision, scale)), ok, no
+        limit = 10 ** digits
+        ok = yes if digits >= 19 else to_mask(pc.and_(pc.less(v, i64(limit)), pc.greater(v, i64(-limit))))
+        return pc.cast(pc.if_else(ok, v, i64(0)), pa.decimal128(precision, scale)), ok, no
     return None, no, no  # date, timestamp: numbers are refused
 
 
@@ -499,15 +526,15 @@ def _from_float(v: pa.Array, dtype: DType) -> Vector:
         return v, finite, no
     if name in ("int", "bigint"):
         whole = pc.and_(pc.equal(pc.floor(v), v),
-                        pc.and_(pc.greater_equal(v, -(2.0 ** 63)), pc.less(v, 2.0 ** 63)))
+                        pc.and_(pc.greater_equal(v, const(-(2.0 ** 63))), pc.less(v, const(2.0 ** 63))))
         ok = to_mask(pc.and_(finite, whole))
-        return pc.cast(pc.if_else(ok, v, 0.0), _I64, safe=False), ok, no
+        return pc.cast(pc.if_else(ok, v, const(0.0)), _I64, safe=False), ok, no
     if name == "bool":
-        return to_mask(pc.equal(v, 1.0)), to_mask(pc.is_in(v, pa.array([0.0, 1.0]))), no
+        return to_mask(pc.equal(v, const(1.0))), to_mask(pc.is_in(v, const_array([0.0, 1.0], pa.float64()))), no
     if name == "decimal":
         # Decimal(repr(x)): Arrow writes the same shortest digits as repr; exponent forms
         # (tiny or huge values) are hard rows.
-        text = pc.cast(pc.if_else(finite, v, 0.0), pa.string())
+        text = pc.cast(pc.if_else(finite, v, const(0.0)), pa.string())
         value, ok, hard = _decimal_from_text(text, dtype)
         return value, pc.and_(ok, finite), pc.and_(hard, finite)
     if name == "string":
@@ -533,7 +560,7 @@ def _vector(values: Values, dtype: DType, wanted: Mask) -> Vector:
         if dtype.name == "bool":
             return values, yes, no
         if dtype.name == "string":
-            return pc.if_else(values, "true", "false"), yes, no
+            return pc.if_else(values, const("true"), const("false")), yes, no
         return None, no, no  # a bool is not a number, date or timestamp
     if pa.types.is_null(t):
         return None, no, no
@@ -582,7 +609,7 @@ def coerce_column(values: Values, dtype: DType, wanted: Mask) -> Coerced:
             out = pc.replace_with_mask(out, mask, _typed_array(got, typ))
             ok = pc.or_(ok, mask)
     # every row readable (most text columns): the values as they are, without a copy
-    return Coerced(out if ok.true_count == n and not out.null_count else pc.if_else(ok, out, pa.scalar(None, typ)), ok)
+    return Coerced(out if ok.true_count == n and not out.null_count else pc.if_else(ok, out, null_of(typ)), ok)
 
 
 def _typed_array(values: list[Any], typ: pa.DataType) -> pa.Array:
@@ -605,7 +632,7 @@ def canonical(coerced: Coerced, dtype: DType, raw: Values | None) -> pa.Array:
     if name in ("int", "bigint", "date"):
         return pc.cast(v, pa.string())
     if name == "bool":
-        return pc.if_else(v, "true", "false")
+        return pc.if_else(v, const("true"), const("false"))
     # float (orjson's text), decimal (as written), timestamp (isoformat): per value, in Python.
     out: list[str | None] = [None] * len(v)
     rows = nonzero(coerced.ok)

@@ -4,7 +4,7 @@ spark engine run (the latter inside ``mapInArrow``), so their output cannot diff
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
@@ -12,13 +12,15 @@ import pyarrow.compute as pc
 
 from ..lake import dataset_features, lake_schema
 from ..model import TIERS, Dataset, Tier
+from .arrow_const import const, counting
 from .arrow_quality import TIER_NAMES, BatchScorer
 from .readers import RawBatch
 
 __all__ = ["Scored", "TierSplit", "add_counts"]
 
 _NAMES: list[str] = TIER_NAMES.to_pylist()
-_INDEX = {name: pa.scalar(i, pa.int8()) for i, name in enumerate(_NAMES)}
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_INDEX = {name: const(i, pa.int8()) for i, name in enumerate(_NAMES)}
 
 
 @dataclass
@@ -40,7 +42,7 @@ class TierSplit:
         self.scorer = BatchScorer(ds.schema, ds.quality, ds.transformations, ds.source_features, ds.null_values)
         self.tiers = [t for t in TIERS if t in ds.destination.parquet_tiers]
         self.started = started
-        self.ingested = pa.scalar(started, pa.timestamp("us", tz="UTC"))
+        self.ingested = const(_micros(started), pa.timestamp("us", tz="UTC"))
 
     def score(self, raw: RawBatch) -> Scored | None:
         if not raw.n:
@@ -63,22 +65,23 @@ class TierSplit:
         columns = [scored.features[f.name] for f in self.features] + [
             scored.tier, scored.score, scored.failures,
             pa.repeat(self.ingested, n),
-            pa.repeat(pa.scalar(raw.source, pa.string()), n),
-            pa.repeat(pa.scalar(0, pa.int32()), n),
+            pa.repeat(const(raw.source, pa.string()), n),
+            pa.repeat(const(0, pa.int32()), n),
             offsets if isinstance(offsets, pa.Array) else pa.array(offsets, pa.int64()),
         ]
         return pa.Table.from_arrays(columns, schema=self.schema)
 
 
-_COUNTING: list[pa.Array] = [pa.array([], pa.int64())]
-
-
 def row_numbers(first: int, n: int) -> pa.Array:
     """``first, first + 1, ..., first + n - 1`` as int64, without a Python int per row."""
-    counting = _COUNTING[0]
-    if len(counting) < n:
-        counting = _COUNTING[0] = pa.array(range(max(n, 2 * len(counting))), pa.int64())
-    return pc.add(counting.slice(0, n), pa.scalar(first, pa.int64()))
+    return pc.add(counting(n), const(first, pa.int64()))
+
+
+def _micros(t: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime (naive: UTC), as Arrow stores it."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return (t - _EPOCH) // timedelta(microseconds=1)
 
 
 def add_counts(stats: dict[str, Any], tiers: list[tuple[str, int]] | dict[str, int],

@@ -6,20 +6,41 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ...contract_schema import json_path
 from ...model import Contract
 from ...settings import Settings
-from ..interface import PolledSource, select_datasets
 from .options import FileOptions, landing_for
-from .progress import TerminalProgress
-from .source import FileSource, Progress
+
+if TYPE_CHECKING:
+    from ..interface import PolledSource
+    from .progress import TerminalProgress
+    from .source import FileSource, Progress
 
 __all__ = ["FileSource", "TerminalProgress", "build_file_sources", "sources_for"]
+
+
+def __getattr__(name: str) -> Any:
+    # The poller's classes (and aiokafka, which they publish with) are imported when first used:
+    # the batch command reads files through .options and .readers alone.
+    if name == "FileSource":
+        from .source import FileSource
+
+        return FileSource
+    if name == "TerminalProgress":
+        from .progress import TerminalProgress
+
+        return TerminalProgress
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_file_sources(contract: Contract, settings: Settings, dataset: str | None = None, once: bool = False,
                        progress: Progress | None = None) -> list[tuple[PolledSource, float]]:
     """(source, poll interval) for every dataset of an ``fs`` contract (or only ``dataset``)."""
+    from ..interface import select_datasets
+    from .source import FileSource
+
     out: list[tuple[PolledSource, float]] = []
     for ds in select_datasets(contract, dataset):
         index = contract.datasets.index(ds)
@@ -34,4 +55,6 @@ def build_file_sources(contract: Contract, settings: Settings, dataset: str | No
 def sources_for(contract: Contract, settings: Settings, dataset: str | None,
                 once: bool) -> list[tuple[PolledSource, float]]:
     """The registry's entry (:mod:`..kinds`): the ``poll`` command shows each file's progress."""
+    from .progress import TerminalProgress
+
     return build_file_sources(contract, settings, dataset, once, TerminalProgress())
