@@ -57,7 +57,7 @@ _unregistered: set[str] = set()
 #: A full lane means the consumer's one delivery loop waits for room in it, and nothing else is
 #: delivered meanwhile.
 app.lane.topics = frozenset(raw_records.topics)
-#: How long a full stream buffer is borne while a first registration is awaited.
+#: How long a full lane is borne while a first registration is awaited.
 BLOCKED_GRACE = 2.0
 
 
@@ -67,8 +67,8 @@ async def _registered(subject: str, wait: float = 30.0) -> dict[str, Any] | None
     score against the contract's schema (version null) rather than stall the stream.
 
     With a backlog on a first start the wait cannot end: the registration request is delivered
-    by the same loop that is blocked putting raw records into this agent's full buffer (every
-    agent of the worker stalled 30 s). So a buffer full for BLOCKED_GRACE seconds ends the wait."""
+    by the same loop that is blocked waiting for room in the full lane (every agent of the
+    worker stalled 30 s). So a lane full for BLOCKED_GRACE seconds ends the wait."""
     if subject in _unregistered:
         return None
     blocked = 0.0
@@ -311,7 +311,10 @@ async def score_raw_records(stream: Any) -> None:
     """Micro-batches of raw records: scored together, sent in bulk, acked together once every
     output is acknowledged. The next batch is scored while the broker acknowledges the previous
     ones (at most RECORDS_IN_FLIGHT records), so a broker round trip does not stall the stream; a
-    failed send stops the agent before anything after it is acked."""
+    failed send stops the agent before anything after it is acked.
+
+    ``stream`` is not read: it subscribes the worker to the raw topics, whose messages come
+    through the app's lane (:meth:`FetchConsumer.take`)."""
     consumer = cast(FetchConsumer, app.consumer)  # AtlasApp's transport (atlas_stream/transport.py)
     clock = {"flush": 0.0, "expiry": 0.0}
     in_flight: deque[tuple[asyncio.Task[None], int]] = deque()  # (acking task, records), oldest first
