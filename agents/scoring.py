@@ -80,7 +80,7 @@ async def _registered(subject: str, wait: float = 30.0) -> dict[str, Any] | None
         blocked = blocked + 0.25 if app.lane.full() else 0.0
         if blocked >= BLOCKED_GRACE:
             log.warning("schema %s not registered yet, and its registration request waits behind the raw records "
-                        "that fill the stream's buffer: scoring against the contract's schema (version null) "
+                        "that fill the scoring agent's lane: scoring against the contract's schema (version null) "
                         "until it is registered", subject)
             _unregistered.add(subject)
             return None
