@@ -201,12 +201,13 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
 
         faust-streaming 0.15.3 takes a partition out of the fetch while its stream's buffer is
         full, and then fetches the other partitions with a one-second timeout (or sleeps a second
-        when none is left). Under load a fetch fills the scoring agent's buffer (4,096 records)
-        past its high mark, which takes every raw partition out; the records already fetched for
-        them are not handed over, and the fetch waited the whole second on the changelog and
-        registry partitions, where nothing came. The agent empties its buffer in about half a
-        second and then had nothing to do for the rest of the second: about 40 % of the worker's
-        wall time at full speed (docs/stream-speed.md). Messages of the other partitions wait at
+        when none is left). Under load a fetch filled the scoring agent's buffer (4,096 records,
+        before the raw records took the lane) past its high mark, which took every raw partition
+        out; the records already fetched for them were not handed over, and the fetch waited the
+        whole second on the changelog and registry partitions, where nothing came. The agent
+        emptied its buffer in about half a second and then had nothing to do for the rest of the
+        second: about 40 % of the worker's wall time at full speed (docs/stream-speed.md). The
+        sink agents' streams still fill up this way. Messages of the other partitions wait at
         most as long as before."""
         if self._buffered_partitions and self.flow_active:
             self._buffer_dropped.clear()
