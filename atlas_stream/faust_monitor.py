@@ -1,7 +1,7 @@
 """Faust's Prometheus sensor, with each label set's metric looked up once.
 
-faust-streaming's ``PrometheusMonitor`` calls ``labels(...)`` on every message and every stream
-event, and rebuilds the stream's label with a regular expression each time: about a tenth of the
+faust-streaming's ``PrometheusMonitor`` calls ``labels(...)`` on every message fetched and
+received and every stream event, and rebuilds the stream's label with a regular expression each time: about a tenth of the
 worker's CPU per record (docs/stream-speed.md). This subclass keeps the same families, labels and
 values (the ``faust_*`` metrics at ``/metrics``, docs/web.md) and caches the labelled children.
 """
@@ -24,6 +24,7 @@ class CachedPrometheusMonitor(PrometheusMonitor):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self._by_topic: dict[str, Any] = {}
         self._by_tp: dict[TP, Any] = {}
+        self._end_by_tp: dict[TP, Any] = {}
         self._by_stream: dict[Any, Any] = {}
 
     def on_message_in(self, tp: TP, offset: int, message: Any) -> None:
@@ -40,6 +41,15 @@ class CachedPrometheusMonitor(PrometheusMonitor):  # type: ignore[misc]
             offset_gauge = self._by_tp[tp] = metrics.messages_received_per_topics_partition.labels(
                 topic=tp.topic, partition=tp.partition)
         offset_gauge.set(offset)
+
+    def track_tp_end_offset(self, tp: TP, offset: int) -> None:
+        # Faust calls this for every fetched record (its getmany), not once per fetch.
+        Monitor.track_tp_end_offset(self, tp, offset)
+        end_gauge = self._end_by_tp.get(tp)
+        if end_gauge is None:
+            end_gauge = self._end_by_tp[tp] = self._metrics.topic_partition_end_offset.labels(
+                topic=tp.topic, partition=tp.partition)
+        end_gauge.set(offset)
 
     def on_stream_event_in(self, tp: TP, offset: int, stream: Any, event: Any) -> Optional[dict[str, Any]]:
         state = Monitor.on_stream_event_in(self, tp, offset, stream, event)
