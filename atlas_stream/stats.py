@@ -53,7 +53,8 @@ class StatsBatch:
 
     ``add`` counts each event under one tuple of what it adds (partition, subject, tier,
     failures, minute): the string keys are built once per distinct tuple when the batch is
-    written, not four to six times per event (3 µs of the scoring worker's 70 per record)."""
+    written, not four to six times per event (statistics took about 6 % of the scoring worker's
+    samples in a profile before)."""
 
     def __init__(self) -> None:
         self._events: Counter[tuple[int, str, str, tuple[str, ...], int]] = Counter()

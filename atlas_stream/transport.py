@@ -101,8 +101,10 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
         self._held: list[tuple[TP, Message]] = []
         #: Set when a full stream buffer has drained enough for its partitions to be fetched again.
         self._buffer_dropped = asyncio.Event()
-        #: The app's lane (AtlasApp.lane), or None: every message goes through Faust's conductor.
-        self.lane: Lane | None = getattr(self.app, "lane", None)
+        #: The app's lane (AtlasApp.lane); another app's is empty: every message goes through
+        #: Faust's conductor.
+        lane = getattr(self.app, "lane", None)
+        self.lane: Lane = lane if isinstance(lane, Lane) else Lane()
         self._watch_stream_resumption()
 
     def _watch_stream_resumption(self) -> None:
@@ -139,8 +141,7 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
         self.streams_open.clear()
         self._armed = False
         self._held = []  # fetched again from the committed offsets after the rebalance
-        if self.lane is not None:
-            self.lane.clear()  # untracked: fetched again too
+        self.lane.clear()  # untracked: fetched again too
         await super().on_partitions_revoked(revoked)
 
     def _hold(self, fetched: list[tuple[TP, Message]]) -> list[tuple[TP, Message]]:
@@ -173,7 +174,7 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
                  f"    read offsets: {dict(offsets)}",
                  f"    flow active: {self.flow_active}, suspend flow: {self.suspend_flow.is_set()}, "
                  f"streams open: {self.streams_open.is_set()}, held: {len(self._held)}, "
-                 f"in the lane (not taken yet): {len(self.lane) if self.lane is not None else '-'}"]
+                 f"in the lane (not taken yet): {len(self.lane)}"]
         inner = getattr(self._thread, "_consumer", None)
         if inner is None:
             return "\n".join(lines)
@@ -226,7 +227,6 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
         before a rebalance: fetched again from the committed offsets) and takes nothing while
         the flow is suspended for a rebalance; unlike a stream it does not ack what it leaves
         out, so Faust never commits past a record nobody scored."""
-        assert self.lane is not None
         app = self.app
         while True:
             taken = await self.lane.take(most)
@@ -307,7 +307,7 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
         set_read_offset = self._read_offset.__setitem__
         acks_enabled_for = self.app.topics.acks_enabled_for
         lane = self.lane
-        lane_topics = lane.topics if lane is not None else frozenset()
+        lane_topics = lane.topics
         if lane_topics:
             await self.app.flow_control.acquire()  # what Faust's conductor awaits per message
             await self.app.producer.buffer.wait_until_ebb()
@@ -328,12 +328,12 @@ class FetchConsumer(driver.Consumer):  # type: ignore[misc]
             if gap > 1 and r_offset and acks_enabled_for(message.topic):
                 await self._add_gap(tp, r_offset + 1, offset)
             if tp.topic in lane_topics:
-                lane.append(message)  # type: ignore[union-attr]  # lane_topics is empty without a lane
+                lane.append(message)
             else:
                 await callback(message)
             set_read_offset(tp, offset)
         if lane_topics:
-            await lane.wait_room()  # type: ignore[union-attr]
+            await lane.wait_room()
 
 
 class FetchTransport(driver.Transport):  # type: ignore[misc]

@@ -51,7 +51,7 @@ class ScoredBatch:
     failures: pa.Array
     failure_counts: dict[str, int]
     #: each row's tier as its position in TIER_NAMES (int8): cheaper to count and filter by
-    tier_index: pa.Array | None = None
+    tier_index: pa.Array
 
     @property
     def num_rows(self) -> int:

@@ -224,7 +224,7 @@ def missing_mask(col: Col | None, n: int, nulls: frozenset[str]) -> Mask:
             tokens, longest = _tokens(nulls)
             # blank or a null token: only text as short as the longest token can be either (""
             # too), so most columns need no lookup at all
-            short = any_(pc.less_equal(pc.binary_length(t), const(longest)))
+            short = any_(_short(t, longest))
             blank = pc.is_in(t, tokens) if short else full(len(t), False)
         else:
             blank = pc.equal(t, const(""))

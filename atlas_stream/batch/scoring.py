@@ -51,7 +51,6 @@ class TierSplit:
         table = self._lake_table(scored, raw)
         # tiers by their index in TIER_NAMES (int8): counted and compared without text
         index = scored.tier_index
-        assert index is not None
         counts = [(_NAMES[d["values"]], d["counts"]) for d in pc.value_counts(index).to_pylist()]
         rows = dict(counts)
         # a tier with every row, or none, needs no filter pass over the whole table
